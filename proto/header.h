@@ -1,0 +1,59 @@
+/* header: HTTP field-name/value validation and request-framing checks (RFC 9110/9112). */
+#ifndef FSG_PROTO_HEADER_H
+#define FSG_PROTO_HEADER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+
+#define HEADER_NAME_MAX 64      /* longest field name accepted */
+#define HEADER_VALUE_MAX 8192   /* longest field value accepted */
+#define HEADER_COUNT_MAX 100    /* most fields in one request */
+
+/* One header field as the HTTP library handed it over; nothing is owned. */
+struct proto_field {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/*
+ * Checks a field name: 1..HEADER_NAME_MAX characters of RFC 9110 tchar.
+ * Errors: PROTO_E_EMPTY, PROTO_E_TOO_LONG, PROTO_E_HEADER_NAME.
+ */
+enum proto_err header_name_check(const char *name, size_t len);
+
+/*
+ * Checks a field value: at most HEADER_VALUE_MAX bytes of VCHAR, obs-text, SP and HTAB, with no
+ * leading or trailing SP/HTAB (the parser strips OWS, so outer whitespace means a broken
+ * client). An empty value is allowed. Errors: PROTO_E_TOO_LONG, PROTO_E_HEADER_VALUE.
+ */
+enum proto_err header_value_check(const char *value, size_t len);
+
+/* Framing of a request body, as decided by header_framing_check(). */
+struct header_framing {
+	int has_length;          /* Content-Length present */
+	uint64_t content_length; /* its value when has_length */
+	int chunked;             /* Transfer-Encoding: chunked */
+};
+
+/*
+ * Walks all fields of one request and decides its body framing, refusing every ambiguity a
+ * smuggling attack needs: each name and value passes the checks above; Content-Length and
+ * Transfer-Encoding never together (PROTO_E_FRAMING_CL_TE); each at most once
+ * (PROTO_E_FRAMING_DUP_CL/_DUP_TE, also for "1, 1" list syntax); Content-Length a plain decimal
+ * (PROTO_E_FRAMING_CL); Transfer-Encoding exactly "chunked", compared case-insensitively
+ * (PROTO_E_FRAMING_TE); no Transfer-Encoding on HTTP/1.0 (PROTO_E_FRAMING_TE_HTTP10); HTTP/1.1
+ * with exactly one Host (PROTO_E_FRAMING_HOST); at most HEADER_COUNT_MAX fields
+ * (PROTO_E_HEADER_COUNT). http10 is non-zero for an HTTP/1.0 request. Names compare
+ * case-insensitively. On PROTO_OK writes *out.
+ */
+enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
+				    struct header_framing *out);
+
+/* ASCII case-insensitive equality of s[0..len) with the NUL-terminated lit. */
+int header_equals(const char *s, size_t len, const char *lit);
+
+#endif

@@ -1,0 +1,79 @@
+/* meta: the tus Upload-Metadata header and the print-job metadata carried in it. */
+#ifndef FSG_PROTO_META_H
+#define FSG_PROTO_META_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+#include "proto/jobid.h"
+
+#define META_HEADER_MAX 4096   /* longest Upload-Metadata value accepted */
+#define META_PAIRS_MAX 32      /* most pairs in one header */
+#define META_KEY_MAX 32        /* longest key */
+#define META_NAME_MAX 255      /* longest job name, in bytes of UTF-8 */
+#define META_FORMAT_MAX 63     /* longest media type */
+#define META_COPIES_MAX 999
+/* "2026-11-24T22:29:24.123Z" plus NUL: the canonical form meta_encode writes */
+#define META_TIME_LEN 24
+
+/* Content encodings a job may be stored in. Only identity exists in protocol v1. */
+enum meta_encoding {
+	META_ENCODING_IDENTITY = 0,
+};
+
+/*
+ * A print job's metadata after validation. Strings are NUL-terminated UTF-8 without control
+ * characters. Fields the client left out hold their defaults (see meta_parse).
+ */
+struct job_meta {
+	char job_id[UUID_LEN + 1];       /* client job id, lowercase canonical UUID */
+	char name[META_NAME_MAX + 1];    /* document name; "" when not given */
+	char format[META_FORMAT_MAX + 1]; /* media type, lowercase; default application/octet-stream */
+	unsigned copies;                 /* 1..META_COPIES_MAX; default 1 */
+	int64_t submitted_at_ms;         /* Unix ms when queued on the client; -1 when not given */
+	enum meta_encoding encoding;     /* default identity */
+};
+
+/*
+ * Parses an Upload-Metadata value: comma-separated pairs "key" or "key SP base64(value)",
+ * OWS allowed around commas only. Keys are 1..META_KEY_MAX of [a-z0-9-], unique. Recognized
+ * keys (aliases from common tus clients in brackets; key and alias together is a duplicate):
+ *   job-id (required, UUID), name [filename], format [filetype] (media type from the accepted
+ *   list, parameters dropped), copies (1..999), submitted-at (RFC 3339 UTC, 'Z', optional
+ *   fraction up to ms), encoding ("identity").
+ * Unknown keys are validated for syntax and then ignored. Errors: PROTO_E_TOO_LONG,
+ * PROTO_E_META_PAIR, PROTO_E_META_KEY, PROTO_E_META_DUP_KEY, PROTO_E_META_TOO_MANY,
+ * PROTO_E_META_JOB_ID, PROTO_E_META_TEXT, PROTO_E_META_COPIES, PROTO_E_META_FORMAT,
+ * PROTO_E_META_TIME, PROTO_E_META_ENCODING, PROTO_E_UUID, and the base64 errors.
+ * On PROTO_OK writes *out.
+ */
+enum proto_err meta_parse(const char *v, size_t len, struct job_meta *out);
+
+/*
+ * Encodes m as an Upload-Metadata value in canonical form (keys in the order job-id, name,
+ * format, copies, submitted-at, encoding; name omitted when empty, submitted-at when -1,
+ * encoding when identity) into buf and NUL-terminates it. This is what the gateway sends
+ * upstream: it never copies the client's header. Errors: PROTO_E_BUFFER.
+ */
+enum proto_err meta_encode(const struct job_meta *m, char *buf, size_t cap, size_t *out_len);
+
+/* Sets m to the defaults with the given client job id (already validated). */
+void meta_init(struct job_meta *m, const char *job_id);
+
+/*
+ * Normalizes a media type (type/subtype, parameters dropped, lowercased) and checks it against
+ * the accepted list: application/pdf, application/postscript, application/vnd.hp-pcl,
+ * image/pwg-raster, image/urf, text/plain, application/octet-stream.
+ * Errors: PROTO_E_META_FORMAT. Writes out (cap at least META_FORMAT_MAX + 1).
+ */
+enum proto_err meta_format_parse(const char *v, size_t len, char *out, size_t cap);
+
+/*
+ * Parses an RFC 3339 UTC timestamp "YYYY-MM-DDTHH:MM:SS[.f{1,3}]Z" into Unix ms (years
+ * 1970..9999). Errors: PROTO_E_META_TIME. Formats the canonical form with meta_time_format.
+ */
+enum proto_err meta_time_parse(const char *v, size_t len, int64_t *out_ms);
+enum proto_err meta_time_format(int64_t ms, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,35 @@
+/* proc: start and stop the real programs an integration test runs, on free loopback ports. */
+#ifndef FSG_TEST_PROC_H
+#define FSG_TEST_PROC_H
+
+#include <sys/types.h>
+
+/*
+ * Returns a TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed), or
+ * -1. Whoever binds it next may still lose a race: callers retry with a fresh port.
+ */
+int proc_free_port(void);
+
+/*
+ * Starts argv[0] (looked up in PATH) with argv, stdout and stderr appended to log_path (or
+ * inherited when NULL). The child is killed when the test process dies, so a crashed test
+ * never leaves it behind. Returns its pid, or -1.
+ */
+pid_t proc_start(char *const argv[], const char *log_path);
+
+/*
+ * Stops pid: SIGTERM, then SIGKILL if it is still running after grace_ms. Returns its wait
+ * status, or -1 if it could not be reaped.
+ */
+int proc_stop(pid_t pid, int grace_ms);
+
+/* Returns 1 while pid is running (not yet exited), 0 once it has exited and was reaped. */
+int proc_running(pid_t pid, int *status);
+
+/* Creates a fresh temporary directory and returns its malloc'd path, or NULL. */
+char *proc_tempdir(const char *tag);
+
+/* Removes path and everything under it. Returns 0 or -1. */
+int proc_rmtree(const char *path);
+
+#endif
