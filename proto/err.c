@@ -41,6 +41,7 @@ const char *proto_strerror(enum proto_err rc)
 	case PROTO_E_META_FORMAT: return "unsupported document format";
 	case PROTO_E_META_TIME: return "submitted-at is not an RFC 3339 UTC time";
 	case PROTO_E_META_ENCODING: return "unsupported content encoding";
+	case PROTO_E_META_JOB_ID_MISMATCH: return "job-id differs from the job id in the path";
 	case PROTO_E_CHECKSUM_SYNTAX: return "malformed Upload-Checksum";
 	case PROTO_E_CHECKSUM_ALGORITHM: return "unsupported checksum algorithm";
 	case PROTO_E_DIGEST_SYNTAX: return "malformed Repr-Digest";
@@ -54,6 +55,7 @@ const char *proto_strerror(enum proto_err rc)
 	case PROTO_E_ROUTE_TAG: return "public job id does not verify";
 	case PROTO_E_OWNER: return "malformed owner identity";
 	case PROTO_E_ROUTE_KEY: return "route key too short";
+	case PROTO_E_ADDRESS: return "not a canonical IP address";
 	case PROTO_E_JSON: return "not a JSON text";
 	case PROTO_E_PROBLEM_SHAPE: return "problem body has the wrong shape";
 	case PROTO_E_PROBLEM_STATUS: return "problem status missing or not 4xx/5xx";

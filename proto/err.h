@@ -55,6 +55,7 @@ enum proto_err {
 	PROTO_E_META_FORMAT = 67,      /* document format not an accepted media type */
 	PROTO_E_META_TIME = 68,        /* submitted-at not an RFC 3339 UTC timestamp */
 	PROTO_E_META_ENCODING = 69,    /* content encoding not supported */
+	PROTO_E_META_JOB_ID_MISMATCH = 70, /* job-id differs from the one the path names */
 
 	/* Upload-Checksum and Repr-Digest (digest.c) */
 	PROTO_E_CHECKSUM_SYNTAX = 80,  /* Upload-Checksum not "algorithm SP base64" */
@@ -72,6 +73,7 @@ enum proto_err {
 	PROTO_E_ROUTE_TAG = 104,       /* public job id tag does not verify (forged or other owner) */
 	PROTO_E_OWNER = 105,           /* owner identity malformed */
 	PROTO_E_ROUTE_KEY = 106,       /* route key shorter than ROUTE_KEY_MIN */
+	PROTO_E_ADDRESS = 107,         /* not an IP address in its one canonical text form */
 
 	/* problem+json (problem.c) */
 	PROTO_E_JSON = 120,            /* body is not a JSON text */

@@ -10,6 +10,8 @@
 #define HEADER_NAME_MAX 64      /* longest field name accepted */
 #define HEADER_VALUE_MAX 8192   /* longest field value accepted */
 #define HEADER_COUNT_MAX 100    /* most fields in one request */
+/* Largest Content-Length accepted (2^53 - 1, the protocol's TUS_SIZE_LIMIT). */
+#define HEADER_CL_MAX UINT64_C(9007199254740991)
 
 /* One header field as the HTTP library handed it over; nothing is owned. */
 struct proto_field {
@@ -49,6 +51,13 @@ struct header_framing {
  * with exactly one Host (PROTO_E_FRAMING_HOST); at most HEADER_COUNT_MAX fields
  * (PROTO_E_HEADER_COUNT). http10 is non-zero for an HTTP/1.0 request. Names compare
  * case-insensitively. On PROTO_OK writes *out.
+ *
+ * Content-Length is at most HEADER_CL_MAX; a list of valid numbers ("5, 5", "5,6") is
+ * PROTO_E_FRAMING_DUP_CL, anything else that is not one plain decimal is PROTO_E_FRAMING_CL.
+ * When several things are wrong, the error is the first of: PROTO_E_HEADER_COUNT; the first
+ * failing field in order (its name check, then its value check, codes as returned by those);
+ * then PROTO_E_FRAMING_TE_HTTP10, _CL_TE, _DUP_TE, _TE, _DUP_CL, _CL, _HOST. So the answer does
+ * not depend on the order of the framing fields. fields may be NULL when n is 0.
  */
 enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
 				    struct header_framing *out);

@@ -1,0 +1,161 @@
+/* header: HTTP field-name/value validation and request-framing checks (RFC 9110/9112). */
+#include "proto/header.h"
+
+#include <string.h>
+
+#include "proto/num.h"
+
+/* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
+ * "_" / "`" / "|" / "~" / DIGIT / ALPHA. Written out rather than ctype so no locale applies. */
+static int is_tchar(unsigned char c)
+{
+	static const char punct[] = "!#$%&'*+-.^_`|~";
+
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	/* the explicit length keeps the literal's NUL out of the set */
+	return memchr(punct, c, sizeof(punct) - 1) != NULL;
+}
+
+static int is_ows(unsigned char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+/* VCHAR, obs-text, SP, HTAB: everything but the CTLs (0x00-0x1F except HTAB, and DEL). */
+static int is_field_char(unsigned char c)
+{
+	return (c >= 0x20 && c != 0x7f) || c == '\t';
+}
+
+static unsigned char ascii_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
+}
+
+enum proto_err header_name_check(const char *name, size_t len)
+{
+	if (len == 0)
+		return PROTO_E_EMPTY;
+	if (len > HEADER_NAME_MAX)
+		return PROTO_E_TOO_LONG;
+	for (size_t i = 0; i < len; i++)
+		if (!is_tchar((unsigned char)name[i]))
+			return PROTO_E_HEADER_NAME;
+	return PROTO_OK;
+}
+
+enum proto_err header_value_check(const char *value, size_t len)
+{
+	if (len > HEADER_VALUE_MAX)
+		return PROTO_E_TOO_LONG;
+	if (len == 0)
+		return PROTO_OK;
+	if (is_ows((unsigned char)value[0]) || is_ows((unsigned char)value[len - 1]))
+		return PROTO_E_HEADER_VALUE;
+	for (size_t i = 0; i < len; i++)
+		if (!is_field_char((unsigned char)value[i]))
+			return PROTO_E_HEADER_VALUE;
+	return PROTO_OK;
+}
+
+int header_equals(const char *s, size_t len, const char *lit)
+{
+	size_t i;
+
+	/* Stop at lit's NUL before comparing, so a NUL inside s never matches lit's end. */
+	for (i = 0; i < len; i++)
+		if (lit[i] == '\0' ||
+		    ascii_lower((unsigned char)s[i]) != ascii_lower((unsigned char)lit[i]))
+			return 0;
+	return lit[i] == '\0';
+}
+
+/*
+ * Parses one Content-Length value. Some clients and proxies fold repeated fields into a list
+ * ("5, 5"); RFC 9112 6.3 lets a recipient accept identical members, but we refuse every list
+ * as a duplicate: one request, one length, no room for two parsers to disagree.
+ */
+static enum proto_err content_length_parse(const char *v, size_t len, uint64_t *out)
+{
+	size_t start = 0;
+
+	if (num_parse_u64(v, len, HEADER_CL_MAX, out) == PROTO_OK)
+		return PROTO_OK;
+	if (len == 0 || !memchr(v, ',', len))
+		return PROTO_E_FRAMING_CL;
+	/* A list: a duplicate if every member is a number, malformed otherwise. */
+	while (start <= len) {
+		size_t end = start, a, b;
+		uint64_t ignored;
+
+		while (end < len && v[end] != ',')
+			end++;
+		a = start;
+		b = end;
+		while (a < b && is_ows((unsigned char)v[a]))
+			a++;
+		while (b > a && is_ows((unsigned char)v[b - 1]))
+			b--;
+		if (num_parse_u64(v + a, b - a, HEADER_CL_MAX, &ignored) != PROTO_OK)
+			return PROTO_E_FRAMING_CL;
+		start = end + 1;
+	}
+	return PROTO_E_FRAMING_DUP_CL;
+}
+
+enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
+				    struct header_framing *out)
+{
+	const struct proto_field *cl = NULL, *te = NULL;
+	size_t n_cl = 0, n_te = 0, n_host = 0;
+	uint64_t length = 0;
+	enum proto_err rc;
+
+	if (n > HEADER_COUNT_MAX)
+		return PROTO_E_HEADER_COUNT;
+	for (size_t i = 0; i < n; i++) {
+		const struct proto_field *f = &fields[i];
+
+		rc = header_name_check(f->name, f->name_len);
+		if (rc)
+			return rc;
+		rc = header_value_check(f->value, f->value_len);
+		if (rc)
+			return rc;
+		if (header_equals(f->name, f->name_len, "content-length")) {
+			if (!cl)
+				cl = f;
+			n_cl++;
+		} else if (header_equals(f->name, f->name_len, "transfer-encoding")) {
+			if (!te)
+				te = f;
+			n_te++;
+		} else if (header_equals(f->name, f->name_len, "host")) {
+			n_host++;
+		}
+	}
+	/* A fixed precedence, so that reordering the fields never changes the answer. */
+	if (te && http10)
+		return PROTO_E_FRAMING_TE_HTTP10;
+	if (cl && te)
+		return PROTO_E_FRAMING_CL_TE;
+	if (n_te > 1)
+		return PROTO_E_FRAMING_DUP_TE;
+	if (te && !header_equals(te->value, te->value_len, "chunked"))
+		return PROTO_E_FRAMING_TE;
+	if (n_cl > 1)
+		return PROTO_E_FRAMING_DUP_CL;
+	if (cl) {
+		rc = content_length_parse(cl->value, cl->value_len, &length);
+		if (rc)
+			return rc;
+	}
+	/* HTTP/1.0 has no Host requirement, but two Hosts are ambiguous in any version. */
+	if (n_host > 1 || (!http10 && n_host == 0))
+		return PROTO_E_FRAMING_HOST;
+	out->has_length = cl != NULL;
+	out->content_length = length;
+	out->chunked = te != NULL;
+	return PROTO_OK;
+}
