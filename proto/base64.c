@@ -21,16 +21,22 @@ static enum proto_err std_check(const char *in, size_t len, size_t *pad)
 {
 	size_t i = 0, p = 0;
 
+	/* A byte outside the alphabet is reported before any padding fault. */
+	for (size_t j = 0; j < len; j++)
+		if (!is_std_char(in[j]) && in[j] != '=')
+			return PROTO_E_BASE64;
 	while (i < len && is_std_char(in[i]))
 		i++;
 	while (i + p < len && in[i + p] == '=')
 		p++;
+	/* Data after '=': the padding is in the middle. */
 	if (i + p != len)
-		return in[i + p] == '=' ? PROTO_E_BASE64_PADDING : PROTO_E_BASE64;
-	if (p > 2)
 		return PROTO_E_BASE64_PADDING;
-	if (len % 4 != 0)
-		return p ? PROTO_E_BASE64_PADDING : PROTO_E_BASE64;
+	/* A lone trailing character carries only 6 bits: no padding can make it a byte. */
+	if (i % 4 == 1)
+		return PROTO_E_BASE64;
+	if (p != (4 - i % 4) % 4)
+		return PROTO_E_BASE64_PADDING;
 	*pad = p;
 	return PROTO_OK;
 }
@@ -114,12 +120,15 @@ enum proto_err base64url_decode(const char *in, size_t len, unsigned char *out, 
 			c = '/';
 		else if (c == '=')
 			rc = PROTO_E_BASE64_PADDING;
-		else if (c == '+' || c == '/' || !is_std_char(c))
+		else if (c == '+' || c == '/' || !is_std_char(c)) {
+			/* As in std_check, a foreign byte outranks a padding fault. */
 			rc = PROTO_E_BASE64;
-		if (rc)
 			goto out;
+		}
 		std[i] = c;
 	}
+	if (rc)
+		goto out;
 	memset(std + len, '=', pad);
 	rc = std_decode(std, padded, pad, out, cap, out_len);
 out:
