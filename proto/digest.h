@@ -8,10 +8,10 @@
 
 #define DIGEST_SHA256_LEN 32
 #define DIGEST_HEADER_MAX 1024 /* longest Upload-Checksum or Repr-Digest value accepted */
-/* "sha-256=:" + 44 + ":" plus NUL */
-#define DIGEST_REPR_LEN 54
-/* "sha256 " + 44 plus NUL */
-#define DIGEST_CHECKSUM_LEN 51
+/* "sha-256=:" (9) + 44 + ":" plus NUL */
+#define DIGEST_REPR_LEN 55
+/* "sha256 " (7) + 44 plus NUL */
+#define DIGEST_CHECKSUM_LEN 52
 
 /*
  * Parses Upload-Checksum: "sha256" SP padded base64 of 32 bytes. The algorithm name compares

@@ -22,11 +22,14 @@ enum proto_err jobid_client_generate(char out[UUID_LEN + 1]);
 
 /*
  * Checks a server job id: exactly JOBID_LEN base64url characters that decode canonically to
- * JOBID_BYTES bytes. Errors: PROTO_E_JOB_ID.
+ * JOBID_BYTES bytes. Errors: PROTO_E_JOB_ID, PROTO_E_NOMEM (the decoder allocates).
  */
 enum proto_err jobid_check(const char *s, size_t len);
 
-/* Writes a new server job id from JOBID_BYTES of OpenSSL RAND_bytes. Errors: PROTO_E_RANDOM. */
+/*
+ * Writes a new server job id from JOBID_BYTES of OpenSSL RAND_bytes. Errors: PROTO_E_RANDOM,
+ * PROTO_E_NOMEM.
+ */
 enum proto_err jobid_generate(char out[JOBID_LEN + 1]);
 
 #endif
