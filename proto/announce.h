@@ -40,16 +40,22 @@ enum proto_err announce_server_id_check(const char *s, size_t len);
 /*
  * Checks a server base URL: "http://" or "https://", a host (DNS name, dotted IPv4, or
  * bracketed IPv6), ":" and a port 1..65535, then optionally a path of unreserved characters and
- * '/' that does not end in '/'. No userinfo, query or fragment. Errors: PROTO_E_ANNOUNCE_URL,
- * PROTO_E_TOO_LONG.
+ * '/' that does not end in '/' and has no empty, "." or ".." segment. No userinfo, query,
+ * fragment or percent-encoding. A host whose last label is all digits (or "0x" and hex digits)
+ * must be a dotted-quad IPv4 address, since resolvers read "127.1" or "0x7f.1" as addresses.
+ * Errors: PROTO_E_TOO_LONG (above ANNOUNCE_URL_MAX), PROTO_E_ANNOUNCE_URL.
  */
 enum proto_err announce_url_check(const char *s, size_t len);
 
 /*
  * Parses the fields of an fsg:server:{id} hash (as HGETALL returns them, in any order). All
  * eight are required; each at most once; unknown fields are ignored so newer servers can add
- * some. proto must be ANNOUNCE_PROTO. Errors: PROTO_E_ANNOUNCE_MISSING, PROTO_E_ANNOUNCE_DUP,
- * PROTO_E_ANNOUNCE_URL, PROTO_E_ANNOUNCE_VALUE, PROTO_E_SERVER_ID. On PROTO_OK writes *out.
+ * some. Names compare exactly (case-sensitive). Numbers are plain decimals (num_parse_u64):
+ * capacity 1..ANNOUNCE_CAPACITY_MAX, active up to UINT32_MAX (it may briefly exceed capacity),
+ * heartbeat_ms up to 2^53 - 1; draining is "0" or "1"; proto must be ANNOUNCE_PROTO.
+ * Errors: PROTO_E_ANNOUNCE_DUP, PROTO_E_SERVER_ID (any id failure), PROTO_E_ANNOUNCE_URL (any
+ * url failure), PROTO_E_ANNOUNCE_VALUE, in field order, then PROTO_E_ANNOUNCE_MISSING.
+ * On PROTO_OK writes *out.
  */
 enum proto_err announce_parse(const struct proto_field *fields, size_t n, struct announce *out);
 
@@ -60,8 +66,8 @@ struct announce_text {
 
 /*
  * Fills out[ANNOUNCE_FIELDS] with the name/value pairs for HSET, pointing into a and text
- * (which must outlive out). Checks a first. Errors: PROTO_E_SERVER_ID, PROTO_E_ANNOUNCE_URL,
- * PROTO_E_ANNOUNCE_VALUE.
+ * (which must outlive out). Checks a first, with the limits announce_parse applies.
+ * Errors: PROTO_E_SERVER_ID, PROTO_E_ANNOUNCE_URL, PROTO_E_ANNOUNCE_VALUE.
  */
 enum proto_err announce_fields(const struct announce *a, struct announce_text *text,
 			       struct proto_field out[ANNOUNCE_FIELDS]);

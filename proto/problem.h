@@ -11,6 +11,7 @@
 #define PROBLEM_TYPE_PREFIX "urn:fs-gateway:problem:"
 #define PROBLEM_BODY_MAX 16384 /* largest problem body problem_parse reads */
 #define PROBLEM_DETAIL_MAX 511 /* longest detail kept by problem_parse */
+#define PROBLEM_DEPTH_MAX 16   /* deepest nesting of arrays/objects problem_parse reads */
 
 /* Every error the gateway and the data-center server answer. Numbers are never reused. */
 enum problem_type {
@@ -68,14 +69,16 @@ struct problem_info {
 /* Returns the static description of t, or NULL when t is PROBLEM_UNKNOWN or out of range. */
 const struct problem_info *problem_info(enum problem_type t);
 
-/* Returns the static name of r as written in the body's "retry" member. */
+/* Returns the static name of r as written in the body's "retry" member; NULL if out of range. */
 const char *problem_retry_name(enum problem_retry r);
 
 /*
  * Builds the body for t: {"type","title","status","retry"[,"detail"]} as compact JSON. detail
- * may be NULL; it must be the server's own words (never echo unvalidated request bytes).
- * Returns a malloc'd NUL-terminated string the caller frees, and its length in *len when len is
- * not NULL; NULL for an invalid t or on allocation failure.
+ * may be NULL; it must be the server's own words (never echo unvalidated request bytes). A
+ * detail longer than PROBLEM_DETAIL_MAX bytes is cut at a UTF-8 boundary, as problem_parse
+ * would cut it. Returns a malloc'd NUL-terminated string the caller frees with free(), and its
+ * length in *len when len is not NULL; NULL for an invalid t, a detail that is not UTF-8, or
+ * on allocation failure.
  */
 char *problem_build(enum problem_type t, const char *detail, size_t *len);
 
@@ -91,8 +94,15 @@ struct problem {
  * Parses a problem+json body of at most PROBLEM_BODY_MAX bytes: a JSON object with an integer
  * "status" in 400..599 (required, and equal to the type's status for one of our types), and
  * string "type", "title", "detail", "instance" and "retry" when present; other members are
- * ignored. Errors: PROTO_E_TOO_LONG, PROTO_E_JSON, PROTO_E_PROBLEM_SHAPE,
- * PROTO_E_PROBLEM_STATUS. On PROTO_OK writes *out.
+ * ignored. A type other than PROBLEM_TYPE_PREFIX + one of our slugs (compared exactly) gives
+ * PROBLEM_UNKNOWN; a retry name we do not know is ignored.
+ * Errors: PROTO_E_TOO_LONG (more than PROBLEM_BODY_MAX bytes); PROTO_E_JSON (not JSON, invalid
+ * UTF-8, nested deeper than PROBLEM_DEPTH_MAX, a member name repeated in any object, or a
+ * "\u0000" escape anywhere: each would let two readers see different bodies);
+ * PROTO_E_PROBLEM_SHAPE (not an object, a string member or status of the wrong JSON type);
+ * PROTO_E_PROBLEM_STATUS (status missing, outside 400..599, or not our type's status).
+ * On PROTO_OK writes *out; out->detail is valid UTF-8 without NUL, but may hold control
+ * characters: escape it before logging.
  */
 enum proto_err problem_parse(const char *body, size_t len, struct problem *out);
 
