@@ -6,6 +6,9 @@
 
 #include <openssl/evp.h>
 
+/* Most bytes the encoders take (EVP_EncodeBlock counts in int). */
+#define ENCODE_MAX ((size_t)BASE64_INPUT_MAX * 3)
+
 static int is_std_char(char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -139,10 +142,12 @@ out:
 enum proto_err base64_encode(const unsigned char *in, size_t len, char *out, size_t cap,
 			     size_t *out_len)
 {
-	size_t need = BASE64_ENCODED_LEN(len);
+	size_t need;
 
-	if (len > (size_t)BASE64_INPUT_MAX * 3)
+	/* Checked before any size arithmetic, which would wrap for a huge len. */
+	if (len > ENCODE_MAX)
 		return PROTO_E_TOO_LONG;
+	need = BASE64_ENCODED_LEN(len);
 	if (cap < need + 1)
 		return PROTO_E_BUFFER;
 	EVP_EncodeBlock((unsigned char *)out, in, (int)len);
@@ -154,10 +159,14 @@ enum proto_err base64_encode(const unsigned char *in, size_t len, char *out, siz
 enum proto_err base64url_encode(const unsigned char *in, size_t len, char *out, size_t cap,
 				size_t *out_len)
 {
-	size_t need = BASE64URL_ENCODED_LEN(len);
 	enum proto_err rc;
+	size_t need;
 	char *std;
 
+	/* As in base64_encode: len*4 below wraps for a huge len, and the malloc would follow. */
+	if (len > ENCODE_MAX)
+		return PROTO_E_TOO_LONG;
+	need = BASE64URL_ENCODED_LEN(len);
 	if (cap < need + 1)
 		return PROTO_E_BUFFER;
 	std = malloc(BASE64_ENCODED_LEN(len) + 1);

@@ -19,8 +19,10 @@
  * Decodes padded standard base64 (alphabet A-Z a-z 0-9 + /, '=' padding to a multiple of four).
  * Refuses whitespace, a wrong length or alphabet (PROTO_E_BASE64), misplaced or missing padding
  * (PROTO_E_BASE64_PADDING) and non-zero unused bits (PROTO_E_BASE64_NONCANON), so every value
- * has exactly one accepted spelling. An empty input decodes to zero bytes.
- * On PROTO_OK writes *out_len bytes to out; cap too small gives PROTO_E_BUFFER.
+ * has exactly one accepted spelling. An empty input decodes to zero bytes. More than
+ * BASE64_INPUT_MAX characters give PROTO_E_TOO_LONG, before the characters are looked at.
+ * On PROTO_OK writes *out_len bytes to out; cap too small gives PROTO_E_BUFFER. The decoder
+ * allocates scratch space: PROTO_E_NOMEM. out and *out_len are untouched on error.
  */
 enum proto_err base64_decode(const char *in, size_t len, unsigned char *out, size_t cap,
 			     size_t *out_len);
@@ -32,11 +34,12 @@ enum proto_err base64url_decode(const char *in, size_t len, unsigned char *out, 
 /*
  * Encodes len bytes as padded standard base64 into out and NUL-terminates it. cap counts the
  * NUL. On PROTO_OK writes *out_len (characters, without the NUL) when out_len is not NULL.
+ * Errors: PROTO_E_TOO_LONG (len above 3 * BASE64_INPUT_MAX, checked first), PROTO_E_BUFFER.
  */
 enum proto_err base64_encode(const unsigned char *in, size_t len, char *out, size_t cap,
 			     size_t *out_len);
 
-/* As base64_encode, for base64url without padding. */
+/* As base64_encode, for base64url without padding; it also allocates (PROTO_E_NOMEM). */
 enum proto_err base64url_encode(const unsigned char *in, size_t len, char *out, size_t cap,
 				size_t *out_len);
 

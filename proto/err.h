@@ -31,7 +31,7 @@ enum proto_err {
 	PROTO_E_FRAMING_DUP_TE = 25,   /* Transfer-Encoding given more than once */
 	PROTO_E_FRAMING_CL = 26,       /* malformed Content-Length */
 	PROTO_E_FRAMING_TE_HTTP10 = 27, /* Transfer-Encoding on an HTTP/1.0 request */
-	PROTO_E_FRAMING_HOST = 28,     /* HTTP/1.1 without exactly one Host */
+	PROTO_E_FRAMING_HOST = 28,     /* Host missing on HTTP/1.1, repeated, or malformed */
 	PROTO_E_HEADER_COUNT = 29,     /* too many header fields */
 
 	/* tus (tus.c) */

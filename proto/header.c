@@ -1,6 +1,7 @@
 /* header: HTTP field-name/value validation and request-framing checks (RFC 9110/9112). */
 #include "proto/header.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 #include "proto/num.h"
@@ -71,6 +72,88 @@ int header_equals(const char *s, size_t len, const char *lit)
 	return lit[i] == '\0';
 }
 
+static int is_hexdig(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* RFC 3986 unreserved / sub-delims: what a reg-name holds besides pct-encoded octets. */
+static int is_reg_name_char(unsigned char c)
+{
+	static const char punct[] = "-._~!$&'()*+,;=";
+
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return 1;
+	return memchr(punct, c, sizeof(punct) - 1) != NULL;
+}
+
+/*
+ * RFC 3986 IP-literal without its brackets: IPv6address (as inet_pton reads it, so no zone id)
+ * or IPvFuture = "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ).
+ */
+static int ip_literal_ok(const char *s, size_t len)
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct in6_addr addr;
+	size_t i = 1;
+
+	if (len > 0 && (s[0] == 'v' || s[0] == 'V')) {
+		while (i < len && is_hexdig((unsigned char)s[i]))
+			i++;
+		if (i == 1 || i == len || s[i] != '.' || ++i == len)
+			return 0;
+		for (; i < len; i++)
+			if (!is_reg_name_char((unsigned char)s[i]) && s[i] != ':')
+				return 0;
+		return 1;
+	}
+	/* inet_pton wants a C string; copy it, refusing a NUL that would hide the rest. */
+	if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len))
+		return 0;
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return inet_pton(AF_INET6, buf, &addr) == 1;
+}
+
+/*
+ * RFC 9112 3.2: Host = uri-host [ ":" port ], uri-host = IP-literal / IPv4address / reg-name,
+ * port = *DIGIT (RFC 3986). An empty value is valid (a target without authority). Anything else
+ * (a space, '/', '@', a second port, non-ASCII) must be answered 400.
+ */
+static int host_value_ok(const char *v, size_t len)
+{
+	size_t i = 0;
+
+	if (len > 0 && v[0] == '[') {
+		const char *close = memchr(v, ']', len);
+
+		if (!close || !ip_literal_ok(v + 1, (size_t)(close - v) - 1))
+			return 0;
+		i = (size_t)(close - v) + 1;
+	} else {
+		while (i < len && v[i] != ':') {
+			if (v[i] == '%') {
+				if (i + 2 >= len || !is_hexdig((unsigned char)v[i + 1]) ||
+				    !is_hexdig((unsigned char)v[i + 2]))
+					return 0;
+				i += 3;
+				continue;
+			}
+			if (!is_reg_name_char((unsigned char)v[i]))
+				return 0;
+			i++;
+		}
+	}
+	if (i == len)
+		return 1;
+	if (v[i] != ':')
+		return 0;
+	for (i++; i < len; i++)
+		if (v[i] < '0' || v[i] > '9')
+			return 0;
+	return 1;
+}
+
 /*
  * Parses one Content-Length value. Some clients and proxies fold repeated fields into a list
  * ("5, 5"); RFC 9112 6.3 lets a recipient accept identical members, but we refuse every list
@@ -107,7 +190,7 @@ static enum proto_err content_length_parse(const char *v, size_t len, uint64_t *
 enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
 				    struct header_framing *out)
 {
-	const struct proto_field *cl = NULL, *te = NULL;
+	const struct proto_field *cl = NULL, *te = NULL, *host = NULL;
 	size_t n_cl = 0, n_te = 0, n_host = 0;
 	uint64_t length = 0;
 	enum proto_err rc;
@@ -132,6 +215,7 @@ enum proto_err header_framing_check(const struct proto_field *fields, size_t n, 
 				te = f;
 			n_te++;
 		} else if (header_equals(f->name, f->name_len, "host")) {
+			host = f;
 			n_host++;
 		}
 	}
@@ -153,6 +237,8 @@ enum proto_err header_framing_check(const struct proto_field *fields, size_t n, 
 	}
 	/* HTTP/1.0 has no Host requirement, but two Hosts are ambiguous in any version. */
 	if (n_host > 1 || (!http10 && n_host == 0))
+		return PROTO_E_FRAMING_HOST;
+	if (host && !host_value_ok(host->value, host->value_len))
 		return PROTO_E_FRAMING_HOST;
 	out->has_length = cl != NULL;
 	out->content_length = length;

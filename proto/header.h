@@ -47,10 +47,11 @@ struct header_framing {
  * Transfer-Encoding never together (PROTO_E_FRAMING_CL_TE); each at most once
  * (PROTO_E_FRAMING_DUP_CL/_DUP_TE, also for "1, 1" list syntax); Content-Length a plain decimal
  * (PROTO_E_FRAMING_CL); Transfer-Encoding exactly "chunked", compared case-insensitively
- * (PROTO_E_FRAMING_TE); no Transfer-Encoding on HTTP/1.0 (PROTO_E_FRAMING_TE_HTTP10); HTTP/1.1
- * with exactly one Host (PROTO_E_FRAMING_HOST); at most HEADER_COUNT_MAX fields
- * (PROTO_E_HEADER_COUNT). http10 is non-zero for an HTTP/1.0 request. Names compare
- * case-insensitively. On PROTO_OK writes *out.
+ * (PROTO_E_FRAMING_TE); no Transfer-Encoding on HTTP/1.0 (PROTO_E_FRAMING_TE_HTTP10); exactly
+ * one Host on HTTP/1.1 and at most one on HTTP/1.0, whose value is empty or
+ * uri-host [":" port] as RFC 9112 section 3.2 requires (PROTO_E_FRAMING_HOST); at most
+ * HEADER_COUNT_MAX fields (PROTO_E_HEADER_COUNT). http10 is non-zero for an HTTP/1.0 request.
+ * Names compare case-insensitively. On PROTO_OK writes *out.
  *
  * Content-Length is at most HEADER_CL_MAX; a list of valid numbers ("5, 5", "5,6") is
  * PROTO_E_FRAMING_DUP_CL, anything else that is not one plain decimal is PROTO_E_FRAMING_CL.

@@ -90,7 +90,13 @@ static void check_accepted(const struct proto_field *f, size_t n, int http10,
 			n_te++;
 			check(f[i].value_len == 7);
 		}
-		n_host += header_equals(f[i].name, f[i].name_len, "hOST");
+		if (header_equals(f[i].name, f[i].name_len, "hOST")) {
+			n_host++;
+			/* RFC 9112 3.2: uri-host [":" port] has no blank, '/', '@', 8-bit byte */
+			for (size_t j = 0; j < f[i].value_len; j++)
+				check(!memchr(" \t/@?#\\\"", f[i].value[j], 8) &&
+				      (unsigned char)f[i].value[j] < 0x80);
+		}
 	}
 	check(out->has_length == 0 || out->has_length == 1);
 	check(out->chunked == 0 || out->chunked == 1);

@@ -1,5 +1,6 @@
 /* Tests proto/base64.c: RFC 4648 vectors, every rejection code, limits, and round trips. */
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -240,6 +241,29 @@ Test(base64, encode_limit)
 	cr_expect_eq(base64_encode(in, len, out, cap, &n), PROTO_OK);
 	cr_expect_eq(n, BASE64_ENCODED_LEN(len));
 	cr_expect_eq(base64_encode(in, len + 1, out, cap, &n), PROTO_E_TOO_LONG);
+	free(in);
+	free(out);
+}
+
+Test(base64, url_encode_limit)
+{
+	size_t len = (size_t)BASE64_INPUT_MAX * 3;
+	unsigned char *in = calloc(1, len + 1);
+	size_t cap = BASE64URL_ENCODED_LEN(len + 1) + 1;
+	char *out = malloc(cap);
+	size_t n = 0;
+
+	cr_assert(in && out);
+	cr_expect_eq(base64url_encode(in, len, out, cap, &n), PROTO_OK);
+	cr_expect_eq(n, BASE64URL_ENCODED_LEN(len));
+	cr_expect_eq(base64url_encode(in, len + 1, out, cap, &n), PROTO_E_TOO_LONG);
+	/*
+	 * Lengths whose size computations wrap around: refused for their length before any
+	 * arithmetic or allocation (the input is never read, so a short buffer stands in).
+	 */
+	cr_expect_eq(base64url_encode(in, SIZE_MAX / 4 + 1, out, cap, &n), PROTO_E_TOO_LONG);
+	cr_expect_eq(base64url_encode(in, SIZE_MAX - 1, out, cap, &n), PROTO_E_TOO_LONG);
+	cr_expect_eq(base64_encode(in, SIZE_MAX - 1, out, cap, &n), PROTO_E_TOO_LONG);
 	free(in);
 	free(out);
 }
