@@ -5,31 +5,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/ascii.h"
 #include "proto/num.h"
 
 #define DNS_NAME_MAX 253
 #define DNS_LABEL_MAX 63
 #define HEARTBEAT_MAX 9007199254740991ULL /* 2^53 - 1: exact in a double, in Lua and JSON */
-
-static int is_lower_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-}
-
-static int is_alnum(char c)
-{
-	return is_lower_alnum(c) || (c >= 'A' && c <= 'Z');
-}
-
-static int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int is_hex(char c)
-{
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
 
 enum proto_err announce_server_id_check(const char *s, size_t len)
 {
@@ -40,7 +21,7 @@ enum proto_err announce_server_id_check(const char *s, size_t len)
 	if (s[0] == '-' || s[len - 1] == '-')
 		return PROTO_E_SERVER_ID;
 	for (size_t i = 0; i < len; i++)
-		if (!is_lower_alnum(s[i]) && s[i] != '-')
+		if (!ascii_is_lower(s[i]) && !ascii_is_digit(s[i]) && s[i] != '-')
 			return PROTO_E_SERVER_ID;
 	return PROTO_OK;
 }
@@ -69,10 +50,10 @@ static int looks_numeric(const char *label, size_t len)
 
 	if (len >= 2 && label[0] == '0' && (label[1] == 'x' || label[1] == 'X'))
 		for (i = 2; i < len; i++)
-			if (!is_hex(label[i]))
+			if (!ascii_is_hex(label[i]))
 				return 0;
 	for (; i < len; i++)
-		if (!is_digit(label[i]))
+		if (!ascii_is_digit(label[i]))
 			return 0;
 	return 1;
 }
@@ -87,7 +68,7 @@ static int dns_name_ok(const char *s, size_t len)
 		size_t n;
 
 		if (i < len && s[i] != '.') {
-			if (!is_alnum(s[i]) && s[i] != '-')
+			if (!ascii_is_alnum(s[i]) && s[i] != '-')
 				return 0;
 			continue;
 		}
@@ -103,7 +84,7 @@ static int dns_name_ok(const char *s, size_t len)
 
 static int is_unreserved(char c)
 {
-	return is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+	return ascii_is_alnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
 }
 
 /* "/seg/seg": unreserved segments, none empty, "." or "..", no trailing '/'. */

@@ -6,13 +6,14 @@
 
 #include <openssl/evp.h>
 
+#include "proto/ascii.h"
+
 /* Most bytes the encoders take (EVP_EncodeBlock counts in int). */
 #define ENCODE_MAX ((size_t)BASE64_INPUT_MAX * 3)
 
 static int is_std_char(char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
+	return ascii_is_alnum(c) || c == '+' || c == '/';
 }
 
 /*

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "proto/ascii.h"
 #include "proto/base64.h"
 
 #define DIGEST_SHA512_LEN 64
@@ -24,38 +25,23 @@ struct repr_member {
 	uint16_t val_len;
 };
 
-static int is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
-static int is_lcalpha(char c)
-{
-	return c >= 'a' && c <= 'z';
-}
-
 /* The RFC 8941 base64 alphabet with '='; the strict decoder rules on padding placement. */
 static int is_b64_char(char c)
 {
-	return (c >= 'A' && c <= 'Z') || is_lcalpha(c) || is_digit(c) || c == '+' || c == '/' ||
-	       c == '=';
+	return ascii_is_alnum(c) || c == '+' || c == '/' || c == '=';
 }
 
 /* tus names checksum algorithms by lowercase tokens such as "sha256", "md5", "crc32". */
 static int is_algorithm_char(char c)
 {
-	return is_lcalpha(c) || is_digit(c) || c == '-';
+	return ascii_is_lower(c) || ascii_is_digit(c) || c == '-';
 }
 
 /* RFC 8941 key characters after the first. */
 static int is_key_char(char c)
 {
-	return is_lcalpha(c) || is_digit(c) || c == '_' || c == '-' || c == '.' || c == '*';
-}
-
-static int is_ows(char c)
-{
-	return c == ' ' || c == '\t';
+	return ascii_is_lower(c) || ascii_is_digit(c) || c == '_' || c == '-' || c == '.' ||
+	       c == '*';
 }
 
 enum proto_err digest_checksum_parse(const char *v, size_t len,
@@ -101,7 +87,7 @@ static enum proto_err repr_member_parse(const char *v, size_t len, size_t *pos,
 {
 	size_t i = *pos, key, val;
 
-	if (i >= len || !(is_lcalpha(v[i]) || v[i] == '*'))
+	if (i >= len || !(ascii_is_lower(v[i]) || v[i] == '*'))
 		return PROTO_E_DIGEST_SYNTAX;
 	key = i++;
 	while (i < len && is_key_char(v[i]))
@@ -190,14 +176,14 @@ enum proto_err digest_repr_parse(const char *v, size_t len, unsigned char out[DI
 			    memcmp(v + m[j].key_off, v + m[count].key_off, m[j].key_len) == 0)
 				dup = 1;
 		count++;
-		while (i < len && is_ows(v[i]))
+		while (i < len && ascii_is_ows(v[i]))
 			i++;
 		if (i == len)
 			break;
 		if (v[i] != ',')
 			return PROTO_E_DIGEST_SYNTAX;
 		i++;
-		while (i < len && is_ows(v[i]))
+		while (i < len && ascii_is_ows(v[i]))
 			i++;
 		if (i == len)
 			return PROTO_E_DIGEST_SYNTAX;

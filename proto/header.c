@@ -4,34 +4,23 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "proto/ascii.h"
 #include "proto/num.h"
 
 /* RFC 9110 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." / "^" /
- * "_" / "`" / "|" / "~" / DIGIT / ALPHA. Written out rather than ctype so no locale applies. */
-static int is_tchar(unsigned char c)
+ * "_" / "`" / "|" / "~" / DIGIT / ALPHA. */
+static int is_tchar(char c)
 {
 	static const char punct[] = "!#$%&'*+-.^_`|~";
 
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return 1;
 	/* the explicit length keeps the literal's NUL out of the set */
-	return memchr(punct, c, sizeof(punct) - 1) != NULL;
-}
-
-static int is_ows(unsigned char c)
-{
-	return c == ' ' || c == '\t';
+	return ascii_is_alnum(c) || memchr(punct, (unsigned char)c, sizeof(punct) - 1) != NULL;
 }
 
 /* VCHAR, obs-text, SP, HTAB: everything but the CTLs (0x00-0x1F except HTAB, and DEL). */
 static int is_field_char(unsigned char c)
 {
 	return (c >= 0x20 && c != 0x7f) || c == '\t';
-}
-
-static unsigned char ascii_lower(unsigned char c)
-{
-	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
 }
 
 enum proto_err header_name_check(const char *name, size_t len)
@@ -41,7 +30,7 @@ enum proto_err header_name_check(const char *name, size_t len)
 	if (len > HEADER_NAME_MAX)
 		return PROTO_E_TOO_LONG;
 	for (size_t i = 0; i < len; i++)
-		if (!is_tchar((unsigned char)name[i]))
+		if (!is_tchar(name[i]))
 			return PROTO_E_HEADER_NAME;
 	return PROTO_OK;
 }
@@ -52,7 +41,7 @@ enum proto_err header_value_check(const char *value, size_t len)
 		return PROTO_E_TOO_LONG;
 	if (len == 0)
 		return PROTO_OK;
-	if (is_ows((unsigned char)value[0]) || is_ows((unsigned char)value[len - 1]))
+	if (ascii_is_ows(value[0]) || ascii_is_ows(value[len - 1]))
 		return PROTO_E_HEADER_VALUE;
 	for (size_t i = 0; i < len; i++)
 		if (!is_field_char((unsigned char)value[i]))
@@ -66,25 +55,17 @@ int header_equals(const char *s, size_t len, const char *lit)
 
 	/* Stop at lit's NUL before comparing, so a NUL inside s never matches lit's end. */
 	for (i = 0; i < len; i++)
-		if (lit[i] == '\0' ||
-		    ascii_lower((unsigned char)s[i]) != ascii_lower((unsigned char)lit[i]))
+		if (lit[i] == '\0' || ascii_lower(s[i]) != ascii_lower(lit[i]))
 			return 0;
 	return lit[i] == '\0';
 }
 
-static int is_hexdig(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 /* RFC 3986 unreserved / sub-delims: what a reg-name holds besides pct-encoded octets. */
-static int is_reg_name_char(unsigned char c)
+static int is_reg_name_char(char c)
 {
 	static const char punct[] = "-._~!$&'()*+,;=";
 
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return 1;
-	return memchr(punct, c, sizeof(punct) - 1) != NULL;
+	return ascii_is_alnum(c) || memchr(punct, (unsigned char)c, sizeof(punct) - 1) != NULL;
 }
 
 /*
@@ -98,16 +79,16 @@ static int ip_literal_ok(const char *s, size_t len)
 	size_t i = 1;
 
 	if (len > 0 && (s[0] == 'v' || s[0] == 'V')) {
-		while (i < len && is_hexdig((unsigned char)s[i]))
+		while (i < len && ascii_is_hex(s[i]))
 			i++;
 		if (i == 1 || i == len || s[i] != '.' || ++i == len)
 			return 0;
 		for (; i < len; i++)
-			if (!is_reg_name_char((unsigned char)s[i]) && s[i] != ':')
+			if (!is_reg_name_char(s[i]) && s[i] != ':')
 				return 0;
 		return 1;
 	}
-	/* inet_pton wants a C string; copy it, refusing a NUL that would hide the rest. */
+	/* inet_pton wants a C string: copy it, refusing a NUL that would hide the rest. */
 	if (len == 0 || len >= sizeof(buf) || memchr(s, '\0', len))
 		return 0;
 	memcpy(buf, s, len);
@@ -133,13 +114,13 @@ static int host_value_ok(const char *v, size_t len)
 	} else {
 		while (i < len && v[i] != ':') {
 			if (v[i] == '%') {
-				if (i + 2 >= len || !is_hexdig((unsigned char)v[i + 1]) ||
-				    !is_hexdig((unsigned char)v[i + 2]))
+				if (i + 2 >= len || !ascii_is_hex(v[i + 1]) ||
+				    !ascii_is_hex(v[i + 2]))
 					return 0;
 				i += 3;
 				continue;
 			}
-			if (!is_reg_name_char((unsigned char)v[i]))
+			if (!is_reg_name_char(v[i]))
 				return 0;
 			i++;
 		}
@@ -149,7 +130,7 @@ static int host_value_ok(const char *v, size_t len)
 	if (v[i] != ':')
 		return 0;
 	for (i++; i < len; i++)
-		if (v[i] < '0' || v[i] > '9')
+		if (!ascii_is_digit(v[i]))
 			return 0;
 	return 1;
 }
@@ -176,9 +157,9 @@ static enum proto_err content_length_parse(const char *v, size_t len, uint64_t *
 			end++;
 		a = start;
 		b = end;
-		while (a < b && is_ows((unsigned char)v[a]))
+		while (a < b && ascii_is_ows(v[a]))
 			a++;
-		while (b > a && is_ows((unsigned char)v[b - 1]))
+		while (b > a && ascii_is_ows(v[b - 1]))
 			b--;
 		if (num_parse_u64(v + a, b - a, HEADER_CL_MAX, &ignored) != PROTO_OK)
 			return PROTO_E_FRAMING_CL;

@@ -5,9 +5,8 @@
 
 #include <openssl/rand.h>
 
+#include "proto/ascii.h"
 #include "proto/base64.h"
-
-static const char hex_digits[] = "0123456789abcdef";
 
 static int uuid_is_hyphen_at(size_t i)
 {
@@ -32,10 +31,9 @@ enum proto_err jobid_client_parse(const char *s, size_t len, char out[UUID_LEN +
 			low[i] = c;
 			continue;
 		}
-		if (c >= 'A' && c <= 'F')
-			c = (char)(c - 'A' + 'a');
-		else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+		if (!ascii_is_hex(c))
 			return PROTO_E_UUID;
+		c = ascii_lower(c);
 		low[i] = c;
 		nil &= c == '0';
 		max &= c == 'f';
@@ -61,8 +59,8 @@ enum proto_err jobid_client_generate(char out[UUID_LEN + 1])
 	for (size_t i = 0; i < sizeof(b); i++) {
 		if (uuid_is_hyphen_at(j))
 			out[j++] = '-';
-		out[j++] = hex_digits[b[i] >> 4];
-		out[j++] = hex_digits[b[i] & 0x0f];
+		out[j++] = ascii_hex_digit(b[i] >> 4);
+		out[j++] = ascii_hex_digit(b[i]);
 	}
 	out[j] = '\0';
 	return PROTO_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "proto/ascii.h"
 #include "proto/base64.h"
 #include "proto/num.h"
 #include "proto/utf8.h"
@@ -66,11 +67,6 @@ struct seen_key {
 	size_t len;
 };
 
-static int is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
 /*
  * tus allows any key without spaces and commas; clients send keys such as "relativePath", so
  * everything visible in ASCII but ',' is accepted and only the recognized keys mean something.
@@ -113,19 +109,6 @@ static int days_in_month(int y, int m)
 	return m == 2 && is_leap(y) ? 29 : days[m - 1];
 }
 
-/* Reads exactly n digits at s; -1 when any is not a digit. */
-static int digits(const char *s, size_t n)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
 enum proto_err meta_time_parse(const char *v, size_t len, int64_t *out_ms)
 {
 	int year, mon, day, hour, min, sec, ms = 0;
@@ -138,23 +121,23 @@ enum proto_err meta_time_parse(const char *v, size_t len, int64_t *out_ms)
 	    v[16] != ':')
 		return PROTO_E_META_TIME;
 	if (v[19] == '.') {
-		while (20 + frac < len && v[20 + frac] >= '0' && v[20 + frac] <= '9')
+		while (20 + frac < len && ascii_is_digit(v[20 + frac]))
 			frac++;
 		if (frac < 1 || frac > 3)
 			return PROTO_E_META_TIME;
-		ms = digits(v + 20, frac);
+		ms = ascii_digits(v + 20, frac);
 		for (size_t i = frac; i < 3; i++)
 			ms *= 10;
 		frac++; /* the dot */
 	}
 	if (len != 20 + frac || v[19 + frac] != 'Z')
 		return PROTO_E_META_TIME;
-	year = digits(v, 4);
-	mon = digits(v + 5, 2);
-	day = digits(v + 8, 2);
-	hour = digits(v + 11, 2);
-	min = digits(v + 14, 2);
-	sec = digits(v + 17, 2);
+	year = ascii_digits(v, 4);
+	mon = ascii_digits(v + 5, 2);
+	day = ascii_digits(v + 8, 2);
+	hour = ascii_digits(v + 11, 2);
+	min = ascii_digits(v + 14, 2);
+	sec = ascii_digits(v + 17, 2);
 	if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > days_in_month(year, mon) ||
 	    hour < 0 || hour > 23 || min < 0 || min > 59 || sec < 0 || sec > 59)
 		return PROTO_E_META_TIME;
@@ -201,12 +184,12 @@ enum proto_err meta_format_parse(const char *v, size_t len, char *out, size_t ca
 	while (n < len && v[n] != ';')
 		n++;
 	if (n < len)
-		while (n > 0 && is_ows(v[n - 1]))
+		while (n > 0 && ascii_is_ows(v[n - 1]))
 			n--;
 	if (n == 0 || n > META_FORMAT_MAX)
 		return PROTO_E_META_FORMAT;
 	for (size_t i = 0; i < n; i++)
-		lower[i] = v[i] >= 'A' && v[i] <= 'Z' ? (char)(v[i] - 'A' + 'a') : v[i];
+		lower[i] = ascii_lower(v[i]);
 	lower[n] = '\0';
 	for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
 		if (strlen(formats[i]) != n || memcmp(formats[i], lower, n) != 0)
@@ -287,7 +270,7 @@ static enum proto_err pair_parse(const char *p, size_t len, struct job_meta *m,
 
 	if (len == 0)
 		return PROTO_E_META_PAIR;
-	while (k < len && !is_ows(p[k]))
+	while (k < len && !ascii_is_ows(p[k]))
 		k++;
 	if (k == 0 || k > META_KEY_MAX)
 		return PROTO_E_META_KEY;
@@ -299,7 +282,7 @@ static enum proto_err pair_parse(const char *p, size_t len, struct job_meta *m,
 		if (p[k] != ' ' || k + 1 == len)
 			return PROTO_E_META_PAIR;
 		for (size_t i = k + 1; i < len; i++)
-			if (is_ows(p[i]))
+			if (ascii_is_ows(p[i]))
 				return PROTO_E_META_PAIR;
 	}
 	key.field = field_of(p, k);
@@ -347,10 +330,10 @@ enum proto_err meta_parse_for(const char *v, size_t len, const char *job_id,
 		end = pos;
 		/* OWS is stripped only on the sides that touch a comma. */
 		if (start > 0)
-			while (start < end && is_ows(v[start]))
+			while (start < end && ascii_is_ows(v[start]))
 				start++;
 		if (end < len)
-			while (end > start && is_ows(v[end - 1]))
+			while (end > start && ascii_is_ows(v[end - 1]))
 				end--;
 		if (n_seen == META_PAIRS_MAX)
 			return PROTO_E_META_TOO_MANY;
@@ -405,25 +388,31 @@ enum proto_err meta_encode(const struct job_meta *m, char *buf, size_t cap, size
 
 	rc = pair_append(tmp, sizeof(tmp), &pos, "job-id", m->job_id,
 			 strnlen(m->job_id, sizeof(m->job_id)));
-	if (!rc && m->name[0])
-		rc = pair_append(tmp, sizeof(tmp), &pos, "name", m->name,
-				 strnlen(m->name, sizeof(m->name)));
-	if (!rc)
-		rc = pair_append(tmp, sizeof(tmp), &pos, "format", m->format,
-				 strnlen(m->format, sizeof(m->format)));
-	if (!rc) {
-		n = snprintf(copies, sizeof(copies), "%u", m->copies);
-		rc = pair_append(tmp, sizeof(tmp), &pos, "copies", copies, (size_t)n);
-	}
-	if (!rc && m->submitted_at_ms != -1) {
-		rc = meta_time_format(m->submitted_at_ms, when, sizeof(when));
-		if (!rc)
-			rc = pair_append(tmp, sizeof(tmp), &pos, "submitted-at", when,
-					 META_TIME_LEN);
-	}
-	/* encoding is left out while identity is the only one. */
 	if (rc)
 		return rc;
+	if (m->name[0]) {
+		rc = pair_append(tmp, sizeof(tmp), &pos, "name", m->name,
+				 strnlen(m->name, sizeof(m->name)));
+		if (rc)
+			return rc;
+	}
+	rc = pair_append(tmp, sizeof(tmp), &pos, "format", m->format,
+			 strnlen(m->format, sizeof(m->format)));
+	if (rc)
+		return rc;
+	n = snprintf(copies, sizeof(copies), "%u", m->copies);
+	rc = pair_append(tmp, sizeof(tmp), &pos, "copies", copies, (size_t)n);
+	if (rc)
+		return rc;
+	if (m->submitted_at_ms != -1) {
+		rc = meta_time_format(m->submitted_at_ms, when, sizeof(when));
+		if (rc)
+			return rc;
+		rc = pair_append(tmp, sizeof(tmp), &pos, "submitted-at", when, META_TIME_LEN);
+		if (rc)
+			return rc;
+	}
+	/* encoding is left out while identity is the only one. */
 	if (cap < pos + 1)
 		return PROTO_E_BUFFER;
 	memcpy(buf, tmp, pos);

@@ -1,6 +1,8 @@
 /* num: strict decimal numbers as they appear in headers, metadata and Redis values. */
 #include "proto/num.h"
 
+#include "proto/ascii.h"
+
 enum proto_err num_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *out)
 {
 	uint64_t v = 0;
@@ -8,7 +10,7 @@ enum proto_err num_parse_u64(const char *s, size_t len, uint64_t max, uint64_t *
 	if (len == 0)
 		return PROTO_E_EMPTY;
 	for (size_t i = 0; i < len; i++)
-		if (s[i] < '0' || s[i] > '9')
+		if (!ascii_is_digit(s[i]))
 			return PROTO_E_NOT_NUMBER;
 	if (len > 1 && s[0] == '0')
 		return PROTO_E_LEADING_ZERO;

@@ -5,6 +5,7 @@
 
 #include <openssl/evp.h>
 
+#include "proto/ascii.h"
 #include "proto/base64.h"
 #include "proto/utf8.h"
 
@@ -57,7 +58,6 @@ enum proto_err owner_decode(const char *v, size_t len, char *out, size_t cap, si
 
 enum proto_err owner_hash(const char *s, size_t len, char *out, size_t cap)
 {
-	static const char hex[] = "0123456789abcdef";
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int md_len = 0;
 	enum proto_err rc;
@@ -70,8 +70,8 @@ enum proto_err owner_hash(const char *s, size_t len, char *out, size_t cap)
 	if (!EVP_Digest(s, len, md, &md_len, EVP_sha256(), NULL) || md_len < OWNER_HASH_LEN / 2)
 		return PROTO_E_CRYPTO;
 	for (size_t i = 0; i < OWNER_HASH_LEN / 2; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 0x0f];
+		out[2 * i] = ascii_hex_digit(md[i] >> 4);
+		out[2 * i + 1] = ascii_hex_digit(md[i]);
 	}
 	out[OWNER_HASH_LEN] = '\0';
 	return PROTO_OK;

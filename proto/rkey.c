@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto/announce.h"
+#include "proto/ascii.h"
 #include "proto/jobid.h"
 #include "proto/owner.h"
 
@@ -25,7 +26,7 @@ static enum proto_err owner_hash_check(const char *s)
 	if (len != OWNER_HASH_LEN)
 		return PROTO_E_OWNER;
 	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!ascii_is_lower_hex(s[i]))
 			return PROTO_E_OWNER;
 	return PROTO_OK;
 }

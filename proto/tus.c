@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "proto/ascii.h"
 #include "proto/header.h"
 #include "proto/num.h"
 
@@ -65,19 +66,6 @@ enum proto_err tus_date_format(time_t t, char *buf, size_t cap)
 	return PROTO_OK;
 }
 
-/* Reads exactly n decimal digits at s; -1 if any is not a digit. */
-static int digits(const char *s, size_t n)
-{
-	int v = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
 /* Index of the three-letter name at s in table (case-sensitive, as RFC 9110 says), or -1. */
 static int name_index(const char *s, const char (*table)[4], int n)
 {
@@ -117,11 +105,11 @@ enum proto_err tus_date_parse(const char *v, size_t len, time_t *out)
 		return PROTO_E_HTTP_DATE;
 	wday = name_index(v, day_names, 7);
 	mon = name_index(v + 8, month_names, 12);
-	mday = digits(v + 5, 2);
-	year = digits(v + 12, 4);
-	hour = digits(v + 17, 2);
-	min = digits(v + 20, 2);
-	sec = digits(v + 23, 2);
+	mday = ascii_digits(v + 5, 2);
+	year = ascii_digits(v + 12, 4);
+	hour = ascii_digits(v + 17, 2);
+	min = ascii_digits(v + 20, 2);
+	sec = ascii_digits(v + 23, 2);
 	if (wday < 0 || mon < 0 || mday < 0 || year < 0 || hour < 0 || min < 0 || sec < 0)
 		return PROTO_E_HTTP_DATE;
 	if (year < TUS_YEAR_MIN || hour > 23 || min > 59 || sec > 59 || mday < 1 ||
