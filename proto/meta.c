@@ -236,6 +236,9 @@ static enum proto_err field_set(struct job_meta *m, enum meta_field field, const
 		m->name[len] = '\0';
 		return PROTO_OK;
 	case FIELD_FORMAT:
+		/* browser tus clients send an empty filetype for a file of unknown type */
+		if (len == 0)
+			return PROTO_OK;
 		return meta_format_parse(val, len, m->format, sizeof(m->format));
 	case FIELD_COPIES:
 		if (num_parse_u64(val, len, META_COPIES_MAX, &copies) || copies == 0)

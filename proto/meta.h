@@ -40,8 +40,8 @@ struct job_meta {
  * OWS allowed around commas only. Keys are 1..META_KEY_MAX visible ASCII characters other than
  * ',' (as tus allows), unique, compared exactly. Recognized
  * keys (aliases from common tus clients in brackets; key and alias together is a duplicate):
- *   job-id (required, UUID), name [filename], format [filetype] (media type from the accepted
- *   list, parameters dropped), copies (1..999), submitted-at (RFC 3339 UTC, 'Z', optional
+ *   job-id (required, UUID), name [filename], format [filetype] (a media type from the
+ *   accepted list, parameters dropped; empty keeps the default), copies (1..999), submitted-at (RFC 3339 UTC, 'Z', optional
  *   fraction up to ms), encoding ("identity").
  * Unknown keys are validated for syntax and then ignored. Errors: PROTO_E_TOO_LONG,
  * PROTO_E_META_PAIR, PROTO_E_META_KEY, PROTO_E_META_DUP_KEY, PROTO_E_META_TOO_MANY,

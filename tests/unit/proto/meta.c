@@ -109,6 +109,9 @@ static const struct accept accepts[] = {
 	{S(J ",submitted-at {1970-01-01T00:00:00Z}"), JID, "", OCTET, 1, 0},
 	{S(J ",submitted-at {2024-02-29T12:00:00.5Z}"), JID, "", OCTET, 1, 1709208000500},
 	{S(J ",encoding {identity}"), JID, "", OCTET, 1, -1},
+	/* an empty type (browsers: file.type of an unknown file) keeps the default */
+	{S(J ",filetype"), JID, "", OCTET, 1, -1},
+	{S(J ",format"), JID, "", OCTET, 1, -1},
 };
 
 Test(meta_parse, accepts_with_exact_fields)
@@ -227,7 +230,6 @@ static const struct reject rejects[] = {
 	{S(J ",submitted-at {1970-01-01T00:00:00Z\r}"), PROTO_E_META_TEXT},
 	/* format */
 	{S(J ",format {application/x-sh}"), PROTO_E_META_FORMAT},
-	{S(J ",format"), PROTO_E_META_FORMAT},
 	{S(J ",filetype {text/*}"), PROTO_E_META_FORMAT},
 	{S(J ",format { application/pdf}"), PROTO_E_META_FORMAT},
 	{S(J ",format {application/pdf }"), PROTO_E_META_FORMAT},
