@@ -144,8 +144,17 @@ static int settings_check(const struct settings *st)
 	return 0;
 }
 
+/* An expired committed job leaves the held index too. */
+static void expired(void *arg, const struct spool_job *job)
+{
+	log_info("spool.expire", "job %s expired %s", job->id,
+		 job->state == SPOOL_COMMITTED ? "unreleased" : "incomplete");
+	if (job->state == SPOOL_COMMITTED)
+		member_held_remove(arg, job);
+}
+
 /* Waits for signals; expires old jobs now and then. Returns on SIGTERM or SIGINT. */
-static void serve(struct spool *spool, const sigset_t *set)
+static void serve(struct spool *spool, struct member *member, const sigset_t *set)
 {
 	int64_t next_expiry = 0;
 
@@ -158,10 +167,7 @@ static void serve(struct spool *spool, const sigset_t *set)
 		if (sig == SIGHUP)
 			log_info("server.signal", "SIGHUP ignored: restart to change settings");
 		if (monotonic_ms() >= next_expiry) {
-			size_t n = spool_expire(spool, realtime_ms());
-
-			if (n)
-				log_info("spool.expire", "%zu expired jobs removed", n);
+			spool_expire(spool, realtime_ms(), expired, member);
 			next_expiry = monotonic_ms() + 60000;
 		}
 	}
@@ -270,7 +276,7 @@ int main(int argc, char **argv)
 		goto out;
 	log_info("server.start", "fs-server %s listening on %s port %d as %s", FS_SERVER_VERSION,
 		 st.listen_address, http_port(http), st.server_id);
-	serve(spool, &set);
+	serve(spool, member, &set);
 	drain(http, member, spool, st.drain_grace_ms);
 	rc = 0;
 out:

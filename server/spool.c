@@ -1791,7 +1791,7 @@ static void expire_tombstones(struct spool *s, int64_t now)
 		sync_fd(s->idem_fd);
 }
 
-size_t spool_expire(struct spool *s, int64_t now_ms)
+size_t spool_expire(struct spool *s, int64_t now_ms, spool_gone_fn *gone_fn, void *arg)
 {
 	struct entry **victims = NULL;
 	size_t count = 0, gone = 0;
@@ -1814,14 +1814,18 @@ size_t spool_expire(struct spool *s, int64_t now_ms)
 	pthread_mutex_unlock(&s->lock);
 	for (size_t i = 0; i < count; i++) {
 		struct entry *e = victims[i];
-		int committed = e->job.state == SPOOL_COMMITTED;
+		struct spool_job job = e->job;
+		int committed = job.state == SPOOL_COMMITTED;
 
 		if (committed)
 			claim_touch(s, e->claim);
-		if (job_remove(s, e, !committed) == SPOOL_OK)
+		if (job_remove(s, e, !committed) == SPOOL_OK) {
 			gone++;
-		else
+			if (gone_fn)
+				gone_fn(arg, &job);
+		} else {
 			entry_unbusy(s, e);
+		}
 	}
 	free(victims);
 	expire_tombstones(s, now_ms);

@@ -220,9 +220,12 @@ enum spool_err spool_unhooked(struct spool *s, struct spool_job **out, size_t *n
  * Removes receiving uploads past their expiry and committed jobs past their retention, and
  * tombstones past the retention (counted from their release). Returns how many jobs went
  * (tombstones are not counted). Skips uploads being written. A committed job that expires
- * leaves a tombstone; a receiving one is forgotten. now_ms is Unix time in ms.
+ * leaves a tombstone; a receiving one is forgotten. now_ms is Unix time in ms. gone_fn (may be
+ * NULL) is called with arg and a copy of each removed job, outside the spool's lock, so the
+ * caller can drop its held-index entry.
  */
-size_t spool_expire(struct spool *s, int64_t now_ms);
+typedef void spool_gone_fn(void *arg, const struct spool_job *job);
+size_t spool_expire(struct spool *s, int64_t now_ms, spool_gone_fn *gone_fn, void *arg);
 
 /* Figures for the pool announcement. */
 /* min(limit - reserved, filesystem free - min_free - still to write), at least 0 */

@@ -1513,6 +1513,41 @@ Test(spool, list_orders_by_sequence_then_id)
 
 /* ---- expiry ---- */
 
+/* Records what spool_expire reports gone. */
+struct gone_log {
+	size_t n;
+	struct spool_job jobs[8];
+};
+
+static void record_gone(void *arg, const struct spool_job *job)
+{
+	struct gone_log *g = arg;
+
+	if (g->n < 8)
+		g->jobs[g->n] = *job;
+	g->n++;
+}
+
+Test(spool, expire_reports_each_job_it_removes)
+{
+	struct spool_job r, c;
+	struct gone_log log = {0};
+
+	create_ok(OWNER_A, 100, NULL, 1, &r);
+	commit_job(OWNER_A, 100, 2, 22, &c);
+	cr_assert_eq(spool_expire(sp, c.expires_ms + 1, record_gone, &log), 2);
+	cr_assert_eq(log.n, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const struct spool_job *j = &log.jobs[i];
+
+		cr_assert(strcmp(j->id, r.id) == 0 || strcmp(j->id, c.id) == 0);
+		cr_assert_str_eq(j->owner, OWNER_A);
+		cr_assert_eq(j->state, strcmp(j->id, c.id) == 0 ? SPOOL_COMMITTED : SPOOL_RECEIVING);
+	}
+	cr_assert_eq(spool_expire(sp, c.expires_ms + 1, record_gone, &log), 0);
+	cr_assert_eq(log.n, 2);
+}
+
 Test(spool, expire_with_a_fake_clock)
 {
 	struct spool_job r, c, w_job, g;
@@ -1526,10 +1561,10 @@ Test(spool, expire_with_a_fake_clock)
 	create_ok(OWNER_B, 100, NULL, 3, &w_job);
 	cr_assert_eq(spool_write_begin(sp, OWNER_B, w_job.id, 0, NULL, &w, NULL), SPOOL_OK);
 
-	cr_assert_eq(spool_expire(sp, r.created_ms), 0);
-	cr_assert_eq(spool_expire(sp, r.expires_ms), 0, "not past yet");
+	cr_assert_eq(spool_expire(sp, r.created_ms, NULL, NULL), 0);
+	cr_assert_eq(spool_expire(sp, r.expires_ms, NULL, NULL), 0, "not past yet");
 	/* The receiving upload goes (the one being written stays); its pair is forgotten. */
-	cr_assert_eq(spool_expire(sp, r.expires_ms + 1), 1);
+	cr_assert_eq(spool_expire(sp, r.expires_ms + 1, NULL, NULL), 1);
 	cr_assert_eq(spool_get(sp, OWNER_A, r.id, &g), SPOOL_E_NOT_FOUND);
 	cr_assert_eq(spool_get(sp, OWNER_B, w_job.id, &g), SPOOL_OK);
 	cr_assert_eq(spool_get(sp, OWNER_A, c.id, &g), SPOOL_OK);
@@ -1538,18 +1573,18 @@ Test(spool, expire_with_a_fake_clock)
 
 	/* Past the retention: the committed job goes and leaves a tombstone. */
 	cr_assert_eq(spool_write(w, "abc", 3), SPOOL_OK);
-	cr_assert_eq(spool_expire(sp, c.expires_ms + 1), 2); /* c and the re-created upload */
+	cr_assert_eq(spool_expire(sp, c.expires_ms + 1, NULL, NULL), 2); /* c and the re-created upload */
 	cr_assert_eq(spool_write_end(w, &w_job), SPOOL_OK);
 	cr_assert_eq(w_job.offset, 3);
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 100, NULL, 2, &g, &existed), SPOOL_E_RELEASED);
 	cr_assert_eq(count_entries("ready"), 0);
 
 	/* The tombstone lasts the retention from the expiry (its mtime), then goes. */
-	cr_assert_eq(spool_expire(sp, wall_ms()), 0);
+	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 100, NULL, 2, &g, &existed), SPOOL_E_RELEASED);
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert(exists(p));
-	cr_assert_eq(spool_expire(sp, wall_ms() + RETENTION_MS + 5000), 1); /* w_job, now idle */
+	cr_assert_eq(spool_expire(sp, wall_ms() + RETENTION_MS + 5000, NULL, NULL), 1); /* w_job, now idle */
 	cr_assert_not(exists(p));
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 100, NULL, 2, &g, &existed), SPOOL_OK);
 	cr_assert_eq(existed, 0);
@@ -1559,7 +1594,7 @@ Test(spool, expire_with_a_fake_clock)
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert_eq(utimensat(AT_FDCWD, p, old, AT_SYMLINK_NOFOLLOW), 0);
 	cr_assert_eq(spool_release(sp, c.id, &g), SPOOL_OK);
-	cr_assert_eq(spool_expire(sp, wall_ms()), 0);
+	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
 	cr_assert(exists(p));
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 10, NULL, 4, &g, &existed), SPOOL_E_RELEASED);
 
@@ -1568,7 +1603,7 @@ Test(spool, expire_with_a_fake_clock)
 	cr_assert_eq(spool_release(sp, c.id, &g), SPOOL_OK);
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert_eq(utimensat(AT_FDCWD, p, old, AT_SYMLINK_NOFOLLOW), 0);
-	cr_assert_eq(spool_expire(sp, wall_ms()), 0);
+	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
 	cr_assert_not(exists(p));
 }
 
