@@ -516,9 +516,9 @@ static enum MHD_Result create_begin(struct http *h, struct MHD_Connection *c, st
 	e = spool_create(h->spool, r->owner, &meta, length, has_digest ? digest : NULL, seq,
 			 &r->job, &r->existed);
 	if (e == SPOOL_E_RELEASED) {
-		/* committed earlier and printed or expired since: the same job, answered done */
-		return send_problem(c, PROBLEM_UPLOAD_EXPIRED,
-				    "this job was committed and has been released", 0);
+		/* committed earlier and released or expired since: the same job, answered done */
+		r->existed = 1;
+		e = SPOOL_OK;
 	}
 	if (e)
 		return send_problem(c, spool_problem(e), spool_strerror(e), 0);

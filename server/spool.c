@@ -1128,8 +1128,15 @@ static enum spool_err create_existing(struct spool *s, const char *owner, const 
 		r = claim_read(s, claim, cur);
 		if (r == -1)
 			return SPOOL_E_IO;
-		if (r == 0 && !strcmp(cur, id))
+		if (r == 0 && !strcmp(cur, id)) {
+			/* the job is gone: describe what can still be said of it */
+			memset(out, 0, sizeof(*out));
+			snprintf(out->id, sizeof(out->id), "%s", id);
+			snprintf(out->owner, sizeof(out->owner), "%s", owner);
+			out->state = SPOOL_COMMITTED;
+			out->length = out->offset = length;
 			return SPOOL_E_RELEASED;
+		}
 		*retry = 1;
 		return SPOOL_OK;
 	}

@@ -117,7 +117,8 @@ void spool_recovery(struct spool *s, struct spool_recovery *out);
  * Creates an upload for (owner, meta->job_id), or finds the existing one: *existed is 1 when it
  * did, and *out describes it (RECEIVING with its offset, or COMMITTED). Errors: SPOOL_E_CONFLICT
  * (existing job with another length, or another digest when both are known), SPOOL_E_RELEASED
- * (tombstone), SPOOL_E_FULL (length does not fit the limit or the free space), SPOOL_E_IO,
+ * (tombstone: the job was committed and has left; *out then holds its id, the owner and the
+ * length asked for, state COMMITTED, and nothing else), SPOOL_E_FULL (length does not fit the limit or the free space), SPOOL_E_IO,
  * SPOOL_E_INVALID (owner or meta malformed, length or sequence above INT64_MAX).
  * length 0 commits at once (SPOOL_E_DIGEST when digest is not that of no bytes: nothing kept).
  * The free space counted is the filesystem's minus min_free_bytes minus the bytes receiving

@@ -1275,6 +1275,11 @@ Test(spool, crash_states_of_removals)
 	cr_assert_eq(spool_get(sp, OWNER_A, a.id, &g), SPOOL_E_NOT_FOUND);
 	/* a was released: tombstone. b and c were deleted: forgotten. */
 	cr_assert_eq(create(OWNER_A, a.meta.job_id, 100, NULL, 1, &g, &existed), SPOOL_E_RELEASED);
+	/* the tombstone still names the job that was */
+	cr_assert_str_eq(g.id, a.id);
+	cr_assert_eq(g.state, SPOOL_COMMITTED);
+	cr_assert_eq(g.length, 100);
+	cr_assert_eq(g.offset, 100);
 	cr_assert_eq(create(OWNER_A, b.meta.job_id, 100, NULL, 1, &g, &existed), SPOOL_OK);
 	cr_assert_eq(existed, 0);
 	cr_assert_eq(create(OWNER_B, c.meta.job_id, 100, NULL, 1, &g, &existed), SPOOL_OK);
