@@ -206,6 +206,11 @@ int main(int argc, char **argv)
 	sigset_t set;
 	int rc;
 
+	/* The settings reference in docs/server.md is this output; a test keeps them equal. */
+	if (argc == 2 && strcmp(argv[1], "--settings-markdown") == 0) {
+		config_write_markdown(settings_table, SETTINGS_N, "FSG_SERVER", stdout);
+		return 0;
+	}
 	rc = config_load(settings_table, SETTINGS_N, "FSG_SERVER", "fs-server", FS_SERVER_VERSION,
 			 argc, argv, &st, stdout, stderr);
 	if (rc != 0) {
