@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -35,6 +36,7 @@ struct http {
 	struct MHD_Daemon *daemon;
 	atomic_int draining;
 	char max_size[24];
+	struct MHD_OptionItem tls[5]; /* TLS options, MHD_OPTION_END-terminated */
 };
 
 enum route {
@@ -346,6 +348,26 @@ static int method_allowed(enum route r, const char *m)
 		if ((p == allow || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
 			return 1;
 	return 0;
+}
+
+/*
+ * libmicrohttpd only asks for a client certificate; a client may finish the handshake without
+ * one. So the chain is verified here, against the CA the daemon was given, on every request.
+ */
+static int client_certificate_ok(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t session;
+	unsigned int list_size = 0, status = 0;
+
+	if (!info || !info->tls_session)
+		return 0;
+	session = (gnutls_session_t)info->tls_session;
+	if (!gnutls_certificate_get_peers(session, &list_size) || list_size == 0)
+		return 0;
+	return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS &&
+	       status == 0;
 }
 
 /* Bearer secret check in constant time for equal lengths. */
@@ -749,6 +771,9 @@ static enum MHD_Result request_begin(struct http *h, struct MHD_Connection *c, s
 			       send_problem(c, PROBLEM_DRAINING, "draining", 0) :
 			       send_empty(c, MHD_HTTP_NO_CONTENT);
 
+	if (h->cfg.tls_client_ca_pem && !client_certificate_ok(c))
+		return send_problem(c, PROBLEM_CLIENT_CERTIFICATE,
+				    "a certificate issued by the configured CA is required", 0);
 	if (r->route == ROUTE_REL_LIST || r->route == ROUTE_REL_CONTENT ||
 	    r->route == ROUTE_REL_JOB) {
 		if (!h->cfg.release_secret)
@@ -921,13 +946,28 @@ struct http *http_start(const struct http_config *cfg, struct spool *s, struct m
 		free(h);
 		return NULL;
 	}
+	if (cfg->tls_cert_pem) {
+		struct MHD_OptionItem tls[] = {
+			{MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem},
+			{MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem},
+			{MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)cfg->tls_priorities},
+			{cfg->tls_client_ca_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0,
+			 (void *)cfg->tls_client_ca_pem},
+			{MHD_OPTION_END, 0, NULL},
+		};
+
+		flags |= MHD_USE_TLS;
+		memcpy(h->tls, tls, sizeof(tls));
+	} else {
+		h->tls[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+	}
 	h->daemon = MHD_start_daemon(
 		flags, (uint16_t)cfg->port, NULL, NULL, access_handler, h, MHD_OPTION_SOCK_ADDR,
 		(struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)((cfg->idle_timeout_ms + 999) / 1000), MHD_OPTION_NOTIFY_COMPLETED,
 		request_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+		MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, h->tls, MHD_OPTION_END);
 	if (!h->daemon) {
 		log_error("http.start", "cannot listen on %s port %d", cfg->bind, cfg->port);
 		free(h);

@@ -19,6 +19,12 @@ struct http_config {
 	uint64_t max_job_bytes;      /* Tus-Max-Size */
 	const char *server_id;       /* for held-index members */
 	int64_t upload_expiry_ms;    /* for Upload-Expires */
+	/* TLS: all NULL for plain HTTP. PEM text, not paths. */
+	const char *tls_cert_pem;    /* server certificate chain */
+	const char *tls_key_pem;     /* its private key */
+	const char *tls_client_ca_pem; /* when set, every client but probes must present a
+					  certificate issued by this CA (checked per request) */
+	const char *tls_priorities;  /* GnuTLS priority string */
 };
 
 struct http;

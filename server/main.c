@@ -19,6 +19,11 @@
 
 #define FS_SERVER_VERSION "0.1.0"
 #define SECRET_MIN 32
+/* TLS 1.3, and 1.2 with ECDHE and AEAD only (see NOTES on GnuTLS's NORMAL default). */
+#define TLS_PRIORITIES                                                                        \
+	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"  \
+	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:"         \
+	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE:%NO_TICKETS"
 
 struct settings {
 	char *listen_address;
@@ -43,6 +48,10 @@ struct settings {
 	int64_t redis_timeout_ms;
 	int64_t heartbeat_ms;
 	int64_t drain_grace_ms;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_client_ca;
+	char *tls_priorities;
 	char *hook_command;
 	int64_t hook_timeout_ms;
 	int log_level;
@@ -93,6 +102,14 @@ static const struct config_setting settings_table[] = {
 	 "How often the pool announcement is refreshed; it expires after three."},
 	{"drain_grace", CONFIG_DURATION, "30s", 0, DAY_MS, NULL, S(drain_grace_ms),
 	 "On SIGTERM, how long uploads in progress may take to finish."},
+	{"tls_cert_file", CONFIG_SECRET, "", 0, 0, NULL, S(tls_cert),
+	 "PEM certificate chain for HTTPS; empty: plain HTTP (on a trusted network only)."},
+	{"tls_key_file", CONFIG_SECRET, "", 0, 0, NULL, S(tls_key),
+	 "PEM private key of tls_cert_file."},
+	{"tls_client_ca_file", CONFIG_SECRET, "", 0, 0, NULL, S(tls_client_ca),
+	 "PEM CA: when set, every client but probes must present a certificate it issued."},
+	{"tls_priorities", CONFIG_STRING, TLS_PRIORITIES, 0, 0, NULL, S(tls_priorities),
+	 "GnuTLS priority string: TLS 1.2 and 1.3 with ECDHE and AEAD ciphers only."},
 	{"hook_command", CONFIG_STRING, "", 0, 0, NULL, S(hook_command),
 	 "Command run by /bin/sh for each committed job (FSG_JOB_* in its environment); empty: none."},
 	{"hook_timeout", CONFIG_DURATION, "60s", 100, DAY_MS, NULL, S(hook_timeout_ms),
@@ -139,6 +156,18 @@ static int settings_check(const struct settings *st)
 	if (st->release_secret && *st->release_secret && strlen(st->release_secret) < SECRET_MIN) {
 		fprintf(stderr, "fs-server: release_secret_file: secret shorter than %d bytes\n",
 			SECRET_MIN);
+		return -1;
+	}
+	if (!*st->tls_cert != !*st->tls_key) {
+		fprintf(stderr, "fs-server: tls_cert_file and tls_key_file go together\n");
+		return -1;
+	}
+	if (*st->tls_client_ca && !*st->tls_cert) {
+		fprintf(stderr, "fs-server: tls_client_ca_file needs tls_cert_file and tls_key_file\n");
+		return -1;
+	}
+	if (*st->tls_cert && strncmp(st->url, "https://", 8) != 0) {
+		fprintf(stderr, "fs-server: url: must be https:// when TLS is on\n");
 		return -1;
 	}
 	return 0;
@@ -275,7 +304,11 @@ int main(int argc, char **argv)
 				  .release_secret = *st.release_secret ? st.release_secret : NULL,
 				  .max_job_bytes = st.max_job_size,
 				  .server_id = st.server_id,
-				  .upload_expiry_ms = st.upload_expiry_ms};
+				  .upload_expiry_ms = st.upload_expiry_ms,
+				  .tls_cert_pem = *st.tls_cert ? st.tls_cert : NULL,
+				  .tls_key_pem = *st.tls_key ? st.tls_key : NULL,
+				  .tls_client_ca_pem = *st.tls_client_ca ? st.tls_client_ca : NULL,
+				  .tls_priorities = st.tls_priorities};
 	http = http_start(&hc, spool, member, hook);
 	if (!http)
 		goto out;

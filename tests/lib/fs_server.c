@@ -74,7 +74,9 @@ struct fs_server *fs_server_start(int redis_port, const char *extra_config)
 		goto fail;
 	for (int attempt = 0; attempt < 5; attempt++) {
 		s->port = proc_free_port();
-		snprintf(s->url, sizeof(s->url), "http://127.0.0.1:%d", s->port);
+		snprintf(s->url, sizeof(s->url), "%s://127.0.0.1:%d",
+			 extra_config && strstr(extra_config, "tls_cert_file") ? "https" : "http",
+			 s->port);
 		free(conf);
 		if (asprintf(&conf,
 			     "spool_dir = spool\n"

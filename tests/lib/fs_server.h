@@ -18,7 +18,8 @@ struct fs_server {
 /*
  * Writes a config (spool in dir/spool, both secrets, server id "dc1", 100 ms heartbeat) plus
  * the extra "name = value" lines, starts fs-server on a free port and waits (10 s at most)
- * until /healthz answers. Returns NULL with the reason on stderr.
+ * until /healthz answers. With tls_cert_file among the extra lines the URL is https:// (set
+ * the CA with http_client_tls first). Returns NULL with the reason on stderr.
  */
 struct fs_server *fs_server_start(int redis_port, const char *extra_config);
 

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,6 +13,17 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+
+static struct {
+	char ca[4096], cert[4096], key[4096];
+} tls;
+
+void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file)
+{
+	snprintf(tls.ca, sizeof(tls.ca), "%s", ca_file ? ca_file : "");
+	snprintf(tls.cert, sizeof(tls.cert), "%s", cert_file ? cert_file : "");
+	snprintf(tls.key, sizeof(tls.key), "%s", key_file ? key_file : "");
+}
 
 struct buffer {
 	char *data;
@@ -65,6 +77,12 @@ int http_request(const char *method, const char *url, const char *const *headers
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, header_add);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &hb);
 	curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+	if (tls.ca[0])
+		curl_easy_setopt(h, CURLOPT_CAINFO, tls.ca);
+	if (tls.cert[0]) {
+		curl_easy_setopt(h, CURLOPT_SSLCERT, tls.cert);
+		curl_easy_setopt(h, CURLOPT_SSLKEY, tls.key);
+	}
 	if (strcmp(method, "HEAD") == 0)
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	else

@@ -19,6 +19,12 @@ int http_request(const char *method, const char *url, const char *const *headers
 		 const void *body, size_t body_len, struct http_reply *out);
 
 /*
+ * TLS for the following requests (each may be NULL): the CA file to trust for https:// URLs,
+ * and a client certificate and key to present. Not thread-safe; set it in a test's setup.
+ */
+void http_client_tls(const char *ca_file, const char *cert_file, const char *key_file);
+
+/*
  * Value of header name in r (case-insensitive), copied into buf; returns buf, or NULL when the
  * header is absent.
  */
