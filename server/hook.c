@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/jobid.h"
 
@@ -37,14 +38,6 @@ struct hook {
 	struct hook_item *head, *tail;
 	int stop;
 };
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(int ms)
 {
@@ -156,7 +149,7 @@ static int spawn(struct hook *h, char **env, pid_t *pid)
 /* Waits for pid until the deadline, then kills its process group. Returns its wait status. */
 static int wait_bounded(struct hook *h, pid_t pid, int *timed_out)
 {
-	int64_t deadline = mono_ms() + h->timeout_ms;
+	int64_t deadline = clock_mono_ms() + h->timeout_ms;
 	int st = 0;
 
 	*timed_out = 0;
@@ -167,7 +160,7 @@ static int wait_bounded(struct hook *h, pid_t pid, int *timed_out)
 			return st;
 		if (r == -1 && errno != EINTR)
 			return -1;
-		if (r == 0 && mono_ms() >= deadline) {
+		if (r == 0 && clock_mono_ms() >= deadline) {
 			*timed_out = 1;
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
@@ -209,7 +202,7 @@ static void run(struct hook *h, const char *id)
 		log_error("hook_failed", "job %s: out of memory", id);
 		return;
 	}
-	start = mono_ms();
+	start = clock_mono_ms();
 	rc = spawn(h, env, &pid);
 	env_free(env);
 	if (rc) {
@@ -220,13 +213,13 @@ static void run(struct hook *h, const char *id)
 	st = wait_bounded(h, pid, &timed_out);
 	if (timed_out)
 		log_warn("hook_timeout", "job %s: hook killed after %" PRId64 " ms", id,
-			 mono_ms() - start);
+			 clock_mono_ms() - start);
 	else if (st == -1)
 		log_error("hook_failed", "job %s: cannot wait for the hook: %s", id,
 			  strerror(errno));
 	else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		log_info("hook_done", "job %s: hook exited 0 after %" PRId64 " ms", id,
-			 mono_ms() - start);
+			 clock_mono_ms() - start);
 	else if (WIFEXITED(st))
 		log_warn("hook_failed", "job %s: hook exited %d", id, WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))

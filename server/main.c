@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "proto/announce.h"
@@ -120,22 +121,6 @@ static const struct config_setting settings_table[] = {
 
 #define SETTINGS_N (sizeof(settings_table) / sizeof(settings_table[0]))
 
-static int64_t monotonic_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t realtime_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Checks what the table cannot express. Returns 0, or -1 with the reason on stderr. */
 static int settings_check(const struct settings *st)
 {
@@ -195,9 +180,9 @@ static void serve(struct spool *spool, struct member *member, const sigset_t *se
 			return;
 		if (sig == SIGHUP)
 			log_info("server.signal", "SIGHUP ignored: restart to change settings");
-		if (monotonic_ms() >= next_expiry) {
-			spool_expire(spool, realtime_ms(), expired, member);
-			next_expiry = monotonic_ms() + 60000;
+		if (clock_mono_ms() >= next_expiry) {
+			spool_expire(spool, clock_unix_ms(), expired, member);
+			next_expiry = clock_mono_ms() + 60000;
 		}
 	}
 }
@@ -205,16 +190,14 @@ static void serve(struct spool *spool, struct member *member, const sigset_t *se
 /* Stops new uploads, then waits up to grace for those in progress. */
 static void drain(struct http *http, struct member *member, struct spool *spool, int64_t grace)
 {
-	int64_t deadline = monotonic_ms() + grace;
+	int64_t deadline = clock_mono_ms() + grace;
 
 	http_set_draining(http);
 	member_set_draining(member);
 	log_info("server.drain", "draining: %u uploads in progress, grace %" PRId64 " ms",
 		 spool_active(spool), grace);
-	while (spool_active(spool) > 0 && monotonic_ms() < deadline) {
-		struct timespec ts = {0, 100000000L};
-
-		nanosleep(&ts, NULL);
+	while (spool_active(spool) > 0 && clock_mono_ms() < deadline) {
+		clock_sleep_ms(100);
 	}
 	if (spool_active(spool) > 0)
 		log_warn("server.drain", "grace over with %u uploads in progress; they can resume",

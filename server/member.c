@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/jobid.h"
 #include "proto/owner.h"
@@ -71,14 +72,6 @@ struct member {
 	struct held_op *batch;    /* BATCH ops copied out of the ring */
 	int64_t resync_at;        /* monotonic ms of the next periodic re-add */
 };
-
-static int64_t clock_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Drops the connection after an error, which is logged only at the start of an outage. */
 static void fail(struct member *m, const char *what, const char *detail)
@@ -184,7 +177,7 @@ static int heartbeat(struct member *m)
 	pthread_mutex_lock(&m->lock);
 	a.draining = m->draining;
 	pthread_mutex_unlock(&m->lock);
-	a.heartbeat_ms = (uint64_t)clock_ms(CLOCK_REALTIME);
+	a.heartbeat_ms = (uint64_t)clock_unix_ms();
 	if (announce_fields(&a, &text, f)) {
 		fail(m, "heartbeat", "announcement does not check");
 		return -1;
@@ -539,7 +532,7 @@ static int held_sync(struct member *m)
 /* One turn: (re)connect, heartbeat when due, then the held index. */
 static void turn(struct member *m, int beat)
 {
-	int64_t now = clock_ms(CLOCK_MONOTONIC);
+	int64_t now = clock_mono_ms();
 
 	if (!m->ctx && redis_connect(m))
 		return;
@@ -587,7 +580,7 @@ static void deregister(struct member *m)
 static void *member_main(void *arg)
 {
 	struct member *m = arg;
-	int64_t next = clock_ms(CLOCK_MONOTONIC);
+	int64_t next = clock_mono_ms();
 
 	m->resync_at = next + RESYNC_MS;
 	for (;;) {
@@ -595,7 +588,7 @@ static void *member_main(void *arg)
 
 		pthread_mutex_lock(&m->lock);
 		for (;;) {
-			int64_t now = clock_ms(CLOCK_MONOTONIC);
+			int64_t now = clock_mono_ms();
 			struct timespec ts;
 
 			/* while disconnected, only the interval retries: no reconnect storms */
@@ -606,14 +599,14 @@ static void *member_main(void *arg)
 			pthread_cond_timedwait(&m->cond, &m->lock, &ts);
 		}
 		stop = m->stop;
-		beat = m->wake_beat || clock_ms(CLOCK_MONOTONIC) >= next;
+		beat = m->wake_beat || clock_mono_ms() >= next;
 		m->wake_beat = 0;
 		m->wake_held = 0;
 		pthread_mutex_unlock(&m->lock);
 		if (stop)
 			break;
 		if (beat)
-			next = clock_ms(CLOCK_MONOTONIC) + m->interval_ms;
+			next = clock_mono_ms() + m->interval_ms;
 		turn(m, beat);
 	}
 	/* here rather than in member_stop: this thread has SIGPIPE blocked for hiredis' writes */

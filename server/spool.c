@@ -17,6 +17,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/clock.h"
 #include "proto/utf8.h"
 
 #define DATA_NAME "data"
@@ -104,14 +105,6 @@ const char *spool_strerror(enum spool_err e)
 }
 
 /* ---- small helpers ---- */
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static enum spool_err errno_err(int e)
 {
@@ -1056,7 +1049,7 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone)
 		goto out;
 	}
 	j.state = SPOOL_COMMITTED;
-	j.committed_ms = now_ms();
+	j.committed_ms = clock_unix_ms();
 	j.expires_ms = j.committed_ms + s->cfg.retention_ms;
 	rc = json_store(dfd, &j);
 	if (rc)
@@ -1213,7 +1206,7 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 		memcpy(e->job.digest, digest, DIGEST_SHA256_LEN);
 	}
 	e->job.sequence = sequence;
-	e->job.created_ms = now_ms();
+	e->job.created_ms = clock_unix_ms();
 	e->job.committed_ms = -1;
 	e->job.expires_ms = e->job.created_ms + s->cfg.upload_expiry_ms;
 	memcpy(e->claim, claim, sizeof(e->claim));
