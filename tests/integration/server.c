@@ -25,6 +25,7 @@
 #include "proto/rkey.h"
 #include "tests/lib/fs_server.h"
 #include "tests/lib/http_client.h"
+#include "tests/lib/proc.h"
 #include "tests/lib/redis_server.h"
 
 #define AUTH "Authorization: Bearer " FS_SERVER_GATEWAY_SECRET
@@ -694,20 +695,10 @@ static void start_hooked(void)
 
 static char *hook_log(void)
 {
-	char path[4096], *text = NULL;
-	size_t cap = 0;
-	FILE *f;
+	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/hook.log", server->dir);
-	f = fopen(path, "r");
-	if (!f)
-		return strdup("");
-	if (getdelim(&text, &cap, '\0', f) == -1) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
-	return text;
+	return proc_read_file(path);
 }
 
 static size_t count_lines(const char *text)

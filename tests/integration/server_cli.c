@@ -37,22 +37,6 @@ static void write_file(const char *name, const char *text)
 	fclose(f);
 }
 
-static char *read_file(const char *path)
-{
-	char *text = NULL;
-	size_t cap = 0;
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return strdup("");
-	if (getdelim(&text, &cap, '\0', f) == -1) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
-	return text;
-}
-
 /* Runs argv to completion (10 s at most); returns its exit status and its output in *out. */
 static int run(char *const argv[], char **out)
 {
@@ -71,7 +55,7 @@ static int run(char *const argv[], char **out)
 	}
 	if (proc_running(pid, &st))
 		st = proc_stop(pid, 100);
-	*out = read_file(log);
+	*out = proc_read_file(log);
 	cr_assert(WIFEXITED(st), "did not exit by itself: %s", *out);
 	return WEXITSTATUS(st);
 }
@@ -145,7 +129,7 @@ Test(server_cli, help_lists_every_setting_and_docs_match)
 
 	cr_assert_eq(run(help_argv, &help), 0);
 	cr_assert_eq(run(md_argv, &md), 0);
-	doc = read_file(FSG_SOURCE_DIR "/docs/server.md");
+	doc = proc_read_file(FSG_SOURCE_DIR "/docs/server.md");
 	cr_assert_gt(strlen(md), 100);
 	cr_assert_not_null(strstr(doc, md),
 			   "docs/server.md must hold the output of fs-server --settings-markdown");

@@ -151,18 +151,8 @@ void fs_server_free(struct fs_server *s)
 
 char *fs_server_log(const struct fs_server *s)
 {
-	char path[4096], *text = NULL;
-	size_t cap = 0;
-	FILE *f;
+	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/server.log", s->dir);
-	f = fopen(path, "r");
-	if (!f)
-		return strdup("");
-	if (getdelim(&text, &cap, '\0', f) == -1) {
-		free(text);
-		text = strdup("");
-	}
-	fclose(f);
-	return text;
+	return proc_read_file(path);
 }

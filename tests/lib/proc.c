@@ -121,3 +121,19 @@ int proc_rmtree(const char *path)
 {
 	return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
+
+char *proc_read_file(const char *path)
+{
+	char *text = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return strdup("");
+	if (getdelim(&text, &cap, '\0', f) == -1) {
+		free(text);
+		text = strdup("");
+	}
+	fclose(f);
+	return text;
+}

@@ -29,6 +29,9 @@ int proc_running(pid_t pid, int *status);
 /* Creates a fresh temporary directory and returns its malloc'd path, or NULL. */
 char *proc_tempdir(const char *tag);
 
+/* Reads a whole file into a malloc'd NUL-terminated string; "" when it cannot be read. */
+char *proc_read_file(const char *path);
+
 /* Removes path and everything under it. Returns 0 or -1. */
 int proc_rmtree(const char *path);
 
