@@ -185,21 +185,21 @@ static void run(struct hook *h, const char *id)
 	/* the job as committed, whoever owns it */
 	err = spool_open_data(h->s, id, &fd, &job);
 	if (err == SPOOL_E_NOT_FOUND) {
-		log_info("hook_skipped", "job %s is gone before its hook ran", id);
+		log_info("hook.skipped", "job %s is gone before its hook ran", id);
 		return;
 	}
 	if (err) {
-		log_error("hook_failed", "job %s: %s", id, spool_strerror(err));
+		log_error("hook.failed", "job %s: %s", id, spool_strerror(err));
 		return;
 	}
 	close(fd);
 	err = spool_paths(h->s, id, data, json, sizeof(data));
 	if (err) {
-		log_error("hook_failed", "job %s: no paths: %s", id, spool_strerror(err));
+		log_error("hook.failed", "job %s: no paths: %s", id, spool_strerror(err));
 		return;
 	}
 	if (env_build(env, &job, data, json)) {
-		log_error("hook_failed", "job %s: out of memory", id);
+		log_error("hook.failed", "job %s: out of memory", id);
 		return;
 	}
 	start = clock_mono_ms();
@@ -207,26 +207,26 @@ static void run(struct hook *h, const char *id)
 	env_free(env);
 	if (rc) {
 		/* the command never ran: leave the job unmarked so a restart runs it */
-		log_error("hook_failed", "job %s: cannot start the hook: %s", id, strerror(rc));
+		log_error("hook.failed", "job %s: cannot start the hook: %s", id, strerror(rc));
 		return;
 	}
 	st = wait_bounded(h, pid, &timed_out);
 	if (timed_out)
-		log_warn("hook_timeout", "job %s: hook killed after %" PRId64 " ms", id,
+		log_warn("hook.timeout", "job %s: hook killed after %" PRId64 " ms", id,
 			 clock_mono_ms() - start);
 	else if (st == -1)
-		log_error("hook_failed", "job %s: cannot wait for the hook: %s", id,
+		log_error("hook.failed", "job %s: cannot wait for the hook: %s", id,
 			  strerror(errno));
 	else if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		log_info("hook_done", "job %s: hook exited 0 after %" PRId64 " ms", id,
+		log_info("hook.done", "job %s: hook exited 0 after %" PRId64 " ms", id,
 			 clock_mono_ms() - start);
 	else if (WIFEXITED(st))
-		log_warn("hook_failed", "job %s: hook exited %d", id, WEXITSTATUS(st));
+		log_warn("hook.failed", "job %s: hook exited %d", id, WEXITSTATUS(st));
 	else if (WIFSIGNALED(st))
-		log_warn("hook_failed", "job %s: hook killed by signal %d", id, WTERMSIG(st));
+		log_warn("hook.failed", "job %s: hook killed by signal %d", id, WTERMSIG(st));
 	err = spool_mark_hooked(h->s, id);
 	if (err && err != SPOOL_E_NOT_FOUND)
-		log_error("hook_failed", "job %s: cannot mark it hooked: %s", id,
+		log_error("hook.failed", "job %s: cannot mark it hooked: %s", id,
 			  spool_strerror(err));
 }
 
@@ -280,7 +280,7 @@ struct hook *hook_start(const char *command, int64_t timeout_ms, struct spool *s
 	if (!command || !*command || !s)
 		return NULL;
 	if (timeout_ms <= 0) {
-		log_error("hook_config", "hook timeout must be positive");
+		log_error("hook.config", "hook timeout must be positive");
 		return NULL;
 	}
 	h = calloc(1, sizeof(*h));
@@ -299,19 +299,19 @@ struct hook *hook_start(const char *command, int64_t timeout_ms, struct spool *s
 	/* committed before a crash but never hooked: at least once */
 	err = spool_unhooked(s, &jobs, &n);
 	if (err)
-		log_error("hook_start", "cannot list unhooked jobs: %s", spool_strerror(err));
+		log_error("hook.start", "cannot list unhooked jobs: %s", spool_strerror(err));
 	for (size_t i = 0; i < n; i++)
 		hook_queue(h, jobs[i].id);
 	free(jobs);
 	if (n)
-		log_info("hook_start", "%zu committed jobs still to hook", n);
+		log_info("hook.start", "%zu committed jobs still to hook", n);
 
 	/* signals belong to the main thread; children get a clean mask from spawn() */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&h->thread, NULL, hook_main, h)) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		log_error("hook_start", "cannot start the hook thread");
+		log_error("hook.start", "cannot start the hook thread");
 		hook_free(h); /* the queued jobs stay unmarked: the next start runs them */
 		return NULL;
 	}
@@ -328,13 +328,13 @@ void hook_queue(struct hook *h, const char *job_id)
 		return;
 	len = strnlen(job_id, JOBID_LEN + 1);
 	if (len != JOBID_LEN || jobid_check(job_id, len)) {
-		log_warn("hook_queue", "not a job id; ignored");
+		log_warn("hook.queue", "not a job id; ignored");
 		return;
 	}
 	it = calloc(1, sizeof(*it));
 	if (!it) {
 		/* still unmarked: the next start runs it */
-		log_error("hook_queue", "job %s: out of memory; hook deferred to restart", job_id);
+		log_error("hook.queue", "job %s: out of memory; hook deferred to restart", job_id);
 		return;
 	}
 	memcpy(it->id, job_id, len + 1);

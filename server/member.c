@@ -77,7 +77,7 @@ struct member {
 static void fail(struct member *m, const char *what, const char *detail)
 {
 	if (!m->outage)
-		log_warn("redis_down", "redis %s:%d: %s: %s; retrying every %" PRId64 " ms",
+		log_warn("redis.down", "redis %s:%d: %s: %s; retrying every %" PRId64 " ms",
 			 m->host, m->port, what, detail ? detail : "no reply", m->interval_ms);
 	m->outage = 1;
 	redisFree(m->ctx);
@@ -285,7 +285,7 @@ static int held_replies(struct member *m, size_t n)
 			continue;
 		}
 		if (reply_is_wrongtype(r)) {
-			log_warn("held_skipped", "a fsg:held key is not a sorted set: %s", r->str);
+			log_warn("held.skipped", "a fsg:held key is not a sorted set: %s", r->str);
 			freeReplyObject(r);
 			continue;
 		}
@@ -364,7 +364,7 @@ static int held_clean(struct member *m, const char *oh, const char **ids, size_t
 			break;
 	}
 	if (removed)
-		log_info("held_cleaned", "removed %zu stale held entries of one owner", removed);
+		log_info("held.cleaned", "removed %zu stale held entries of one owner", removed);
 	return 0;
 }
 
@@ -413,7 +413,7 @@ static int held_resync(struct member *m)
 
 	err = spool_list(m->s, NULL, &jobs, &n);
 	if (err) {
-		log_error("held_resync", "cannot list the spool: %s", spool_strerror(err));
+		log_error("held.resync", "cannot list the spool: %s", spool_strerror(err));
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -421,7 +421,7 @@ static int held_resync(struct member *m)
 
 		if (owner_hash(jobs[i].owner, strlen(jobs[i].owner), oh, sizeof(oh)) ||
 		    strlen(jobs[i].id) != JOBID_LEN) {
-			log_error("held_resync", "job %.*s has an invalid owner or id; skipped",
+			log_error("held.resync", "job %.*s has an invalid owner or id; skipped",
 				  JOBID_LEN, jobs[i].id);
 			continue;
 		}
@@ -442,7 +442,7 @@ static int held_resync(struct member *m)
 	if (ndirty) {
 		ids = malloc((n ? n : 1) * sizeof(*ids));
 		if (!ids) {
-			log_error("held_resync", "out of memory");
+			log_error("held.resync", "out of memory");
 			goto out;
 		}
 		for (size_t i = 0; i < n; i++)
@@ -455,7 +455,7 @@ static int held_resync(struct member *m)
 		dirty = NULL;
 		ndirty = 0;
 	}
-	log_info("held_resync", "re-added %zu held jobs", added);
+	log_info("held.resync", "re-added %zu held jobs", added);
 	rc = 0;
 out:
 	if (rc) {
@@ -468,7 +468,7 @@ out:
 			dirty_add(m, dirty[i], &lost);
 		pthread_mutex_unlock(&m->lock);
 		if (lost)
-			log_error("held_overflow", "more than %d owners with dropped removals: some "
+			log_error("held.overflow", "more than %d owners with dropped removals: some "
 				  "released jobs may stay listed in fsg:held", DIRTY_MAX);
 	}
 	free(dirty);
@@ -547,7 +547,7 @@ static void turn(struct member *m, int beat)
 	if (held_sync(m))
 		return;
 	if (m->outage)
-		log_info("redis_up", "redis %s:%d: registered as %s", m->host, m->port, m->id);
+		log_info("redis.up", "redis %s:%d: registered as %s", m->host, m->port, m->id);
 	m->outage = 0;
 }
 
@@ -574,7 +574,7 @@ static void deregister(struct member *m)
 		}
 		freeReplyObject(r);
 	}
-	log_info("deregistered", "server %s left the pool", m->id);
+	log_info("member.deregistered", "server %s left the pool", m->id);
 }
 
 static void *member_main(void *arg)
@@ -620,31 +620,31 @@ static int config_check(const struct member_config *cfg, const struct spool *s)
 
 	if (!cfg || !s || !cfg->redis_host || !cfg->redis_host[0] || !cfg->server_id ||
 	    !cfg->url) {
-		log_error("member_config", "missing redis host, server id, url or spool");
+		log_error("member.config", "missing redis host, server id, url or spool");
 		return -1;
 	}
 	if (cfg->redis_port < 1 || cfg->redis_port > 65535) {
-		log_error("member_config", "redis port %d out of 1..65535", cfg->redis_port);
+		log_error("member.config", "redis port %d out of 1..65535", cfg->redis_port);
 		return -1;
 	}
 	len = strnlen(cfg->server_id, SERVER_ID_MAX + 1);
 	if (announce_server_id_check(cfg->server_id, len)) {
-		log_error("member_config", "invalid server id");
+		log_error("member.config", "invalid server id");
 		return -1;
 	}
 	len = strnlen(cfg->url, ANNOUNCE_URL_MAX + 1);
 	if (announce_url_check(cfg->url, len)) {
-		log_error("member_config", "invalid server url");
+		log_error("member.config", "invalid server url");
 		return -1;
 	}
 	if (cfg->capacity < 1 || cfg->capacity > ANNOUNCE_CAPACITY_MAX) {
-		log_error("member_config", "capacity %u out of 1..%d", (unsigned)cfg->capacity,
+		log_error("member.config", "capacity %u out of 1..%d", (unsigned)cfg->capacity,
 			  ANNOUNCE_CAPACITY_MAX);
 		return -1;
 	}
 	if (cfg->redis_timeout_ms < 0 || cfg->redis_timeout_ms > DURATION_MAX_MS ||
 	    cfg->interval_ms < 0 || cfg->interval_ms > DURATION_MAX_MS) {
-		log_error("member_config", "redis timeout or heartbeat interval out of range");
+		log_error("member.config", "redis timeout or heartbeat interval out of range");
 		return -1;
 	}
 	return 0;
@@ -708,7 +708,7 @@ struct member *member_start(const struct member_config *cfg, struct spool *s)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	if (pthread_create(&m->thread, NULL, member_main, m)) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		log_error("member_start", "cannot start the member thread");
+		log_error("member.start", "cannot start the member thread");
 		goto fail;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -737,7 +737,7 @@ static void held_queue(struct member *m, int add, const struct spool_job *job)
 	if (strnlen(job->id, sizeof(job->id)) != JOBID_LEN ||
 	    owner_hash(job->owner, strnlen(job->owner, sizeof(job->owner)), op.oh,
 		       sizeof(op.oh))) {
-		log_error("held_queue", "job %.*s has an invalid id or owner", JOBID_LEN, job->id);
+		log_error("held.queue", "job %.*s has an invalid id or owner", JOBID_LEN, job->id);
 		return;
 	}
 	memcpy(op.job_id, job->id, sizeof(op.job_id));
@@ -762,10 +762,10 @@ static void held_queue(struct member *m, int add, const struct spool_job *job)
 	pthread_cond_signal(&m->cond);
 	pthread_mutex_unlock(&m->lock);
 	if (overflow)
-		log_warn("held_overflow", "%d held changes queued: dropping the oldest, a full "
+		log_warn("held.overflow", "%d held changes queued: dropping the oldest, a full "
 			 "resync follows", QUEUE_MAX);
 	if (lost)
-		log_error("held_overflow", "more than %d owners with dropped removals: some "
+		log_error("held.overflow", "more than %d owners with dropped removals: some "
 			  "released jobs may stay listed in fsg:held", DIRTY_MAX);
 }
 

@@ -325,7 +325,7 @@ Test(hook, timeout_kills_the_command_and_what_it_started)
 	hook_stop(h);
 	cr_assert_lt(mono_ms() - t, 3000, "killed at the timeout, not after 10 s");
 	cr_assert_eq(unhooked(), 0, "marked even after a timeout");
-	cr_assert_eq(count_lines(log_path, "\"event\":\"hook_timeout\""), 1);
+	cr_assert_eq(count_lines(log_path, "\"event\":\"hook.timeout\""), 1);
 	cr_assert_eq(spool_get(spool, "alice", job.id, &job), SPOOL_OK);
 
 	v = slurp(path);

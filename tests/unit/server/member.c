@@ -402,7 +402,7 @@ Test(member, stop_deregisters)
 	r = cmd(port, "ZSCORE %s %s", RKEY_POOL, SERVER_ID);
 	cr_assert(r && r->type == REDIS_REPLY_NIL, "the pool entry should be gone");
 	freeReplyObject(r);
-	cr_assert_eq(log_count("deregistered"), 1);
+	cr_assert_eq(log_count("member.deregistered"), 1);
 	member_stop(NULL);
 }
 
@@ -454,7 +454,7 @@ Test(member, redis_down_at_start)
 	cr_assert_lt(mono_ms() - t, 500, "member_start never waits for Redis");
 	sleep_ms(8 * INTERVAL_MS);
 	cr_assert_not(member_connected(m));
-	cr_assert_eq(log_count("redis_down"), 1, "one log line per outage, not one per retry");
+	cr_assert_eq(log_count("redis.down"), 1, "one log line per outage, not one per retry");
 
 	/* queued while Redis is away */
 	late = commit("carol", 6, "late");
@@ -473,8 +473,8 @@ Test(member, redis_down_at_start)
 	cr_assert(ok, "the queued add should be delivered");
 	cr_assert_eq(held_score(port, "alice", held.id), 5, "committed jobs re-added");
 	cr_assert_eq(held_score(port, "carol", gone.id), -1, "add then remove: not held");
-	cr_assert_eq(log_count("redis_down"), 1);
-	WAIT_FOR(ok, log_count("redis_up") == 1, 1000);
+	cr_assert_eq(log_count("redis.down"), 1);
+	WAIT_FOR(ok, log_count("redis.up") == 1, 1000);
 	cr_assert(ok);
 	member_stop(m);
 }
@@ -564,7 +564,7 @@ Test(member, overflow_keeps_newest_and_cleans_dropped_removals)
 	cr_assert(ok, "the newest change should be delivered");
 	cr_assert_eq(held_score(port, "alice", kept.id), 31, "live jobs survive the cleanup");
 	cr_assert_eq(cmd_int(port, "ZCARD %s", key, NULL), 1, "another server's entry stays");
-	cr_assert_eq(log_count("held_overflow"), 1, "logged once");
+	cr_assert_eq(log_count("held.overflow"), 1, "logged once");
 	member_stop(m);
 }
 
@@ -578,7 +578,7 @@ Test(member, authenticates_and_never_logs_the_password)
 	cfg.redis_password = "wrong-pass-17";
 	m = member_start(&cfg, spool);
 	cr_assert_not_null(m);
-	WAIT_FOR(ok, log_count("redis_down") == 1, WAIT_MS);
+	WAIT_FOR(ok, log_count("redis.down") == 1, WAIT_MS);
 	cr_assert(ok, "a refused AUTH is an outage");
 	sleep_ms(3 * INTERVAL_MS);
 	cr_assert_not(member_connected(m));
