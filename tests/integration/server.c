@@ -659,6 +659,26 @@ Test(server, draining_refuses_new_uploads_and_finishes_the_running_one)
 	redisFree(c);
 }
 
+Test(server, keeps_receiving_while_redis_is_gone)
+{
+	unsigned char data[50000];
+	char loc[256];
+	struct http_reply r = {0};
+
+	fill(data, sizeof(data), 11);
+	cr_assert_eq(redis_server_stop(redis), 0);
+	redis = NULL;
+	cr_assert_eq(create("ivan", JOB1, sizeof(data), 1, data, loc, sizeof(loc)), 201);
+	cr_assert_eq(patch("ivan", loc, 0, data, 20000, NULL), 204);
+	cr_assert_eq(patch("ivan", loc, 20000, data + 20000, sizeof(data) - 20000, NULL), 204);
+	cr_assert_eq(release_content(id_of(loc), &r), 200);
+	cr_assert_eq(r.body_len, sizeof(data));
+	http_reply_free(&r);
+	char *log = fs_server_log(server);
+	cr_assert_not_null(strstr(log, "\"event\":\"redis.down\""), "%s", log);
+	free(log);
+}
+
 static void start_limited(void)
 {
 	start("spool_limit = 100K\n");
