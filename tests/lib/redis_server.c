@@ -91,6 +91,11 @@ int redis_server_port(const struct redis_server *r)
 	return r->port;
 }
 
+pid_t redis_server_pid(const struct redis_server *r)
+{
+	return r->pid;
+}
+
 const char *redis_server_dir(const struct redis_server *r)
 {
 	return r->dir;

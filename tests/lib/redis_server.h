@@ -2,6 +2,8 @@
 #ifndef FSG_TEST_REDIS_SERVER_H
 #define FSG_TEST_REDIS_SERVER_H
 
+#include <sys/types.h>
+
 struct redis_server;
 
 /*
@@ -14,6 +16,9 @@ struct redis_server *redis_server_start(void);
 
 /* The port it listens on. */
 int redis_server_port(const struct redis_server *r);
+
+/* Its process id (for tests that stop, continue or kill it). */
+pid_t redis_server_pid(const struct redis_server *r);
 
 /* The temporary directory it runs in (its log is redis.log there). */
 const char *redis_server_dir(const struct redis_server *r);

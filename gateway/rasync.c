@@ -1,0 +1,523 @@
+/* rasync: Redis from a worker's loop: async hiredis 0.14 with a deadline on every command. */
+#include "gateway/rasync.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+
+#include <hiredis/async.h>
+
+#include "common/clock.h"
+#include "common/log.h"
+
+#define RASYNC_DEFAULT_TIMEOUT_MS 200
+#define RASYNC_DEFAULT_RETRY_MS 500
+#define RASYNC_MAX_MS (24LL * 3600 * 1000)
+
+static const char ERR_TIMEOUT[] = "timeout";
+static const char ERR_DISCONNECTED[] = "disconnected";
+static const char ERR_CLOSED[] = "closed";
+
+enum rasync_state {
+	RASYNC_DOWN,        /* no context, or one being given up (suspect): commands refused */
+	RASYNC_CONNECTING,  /* TCP connect in progress */
+	RASYNC_AUTHING,     /* connected, AUTH sent: commands refused until it succeeds */
+	RASYNC_READY,
+};
+
+struct rasync {
+	struct loop *loop;
+	char host[INET6_ADDRSTRLEN];
+	int port;
+	char *password;
+	int64_t timeout_ms;
+	int64_t retry_ms;
+
+	redisAsyncContext *ac;     /* NULL once hiredis has started freeing it */
+	unsigned conn_gen;         /* tells one context from the next at the same address */
+	int fd;
+	uint32_t want;             /* EPOLLIN/EPOLLOUT hiredis asked for */
+	int watching;              /* fd is in the loop */
+	enum rasync_state state;
+	unsigned failures;         /* connect attempts failed in a row */
+
+	struct loop_timer *conn_timer;   /* deadline of connect + AUTH */
+	struct loop_timer *retry_timer;  /* next connect attempt */
+	struct loop_timer *reap_timer;   /* frees a suspect context outside any hiredis callback */
+
+	/*
+	 * Frames of ours on the stack that touch r after calling out (into hiredis or a user
+	 * callback). rasync_free inside such a call only sets free_requested; the outermost frame
+	 * frees when it unwinds.
+	 */
+	unsigned busy;
+	int free_requested;
+	int closing;
+};
+
+/* One command hiredis holds: freed when hiredis calls it back, with a reply or NULL on free. */
+struct rasync_cmd {
+	struct rasync *r;
+	rasync_reply_fn *fn;
+	void *arg;
+	struct loop_timer *deadline;
+	int done;                  /* the user callback already ran (deadline passed) */
+	int auth;                  /* the internal AUTH: no user callback */
+};
+
+static void start_connect(struct rasync *r);
+static void rasync_destroy(struct rasync *r);
+
+static void enter(struct rasync *r)
+{
+	r->busy++;
+}
+
+/* Returns 1 when r was freed (a callback called rasync_free): the caller must not touch it. */
+static int leave(struct rasync *r)
+{
+	if (--r->busy || !r->free_requested)
+		return 0;
+	rasync_destroy(r);
+	return 1;
+}
+
+/* The first failure in a row is a warning; the retries after it (every retry_ms) are debug. */
+static enum log_level failure_level(struct rasync *r)
+{
+	return r->failures++ ? LOG_DEBUG : LOG_WARN;
+}
+
+static void cancel_timer(struct rasync *r, struct loop_timer **t)
+{
+	loop_timer_cancel(r->loop, *t);
+	*t = NULL;
+}
+
+/* The ac->ev hooks: keep the loop watching what hiredis wants on its fd. */
+static void on_fd(void *arg, uint32_t events);
+
+static void ev_want(struct rasync *r, uint32_t want)
+{
+	int rc = 0;
+
+	if (want == r->want && r->watching == (want != 0))
+		return;
+	if (!want)
+		rc = loop_fd_del(r->loop, r->fd);
+	else if (!r->watching)
+		rc = loop_fd_add(r->loop, r->fd, want, on_fd, r);
+	else
+		rc = loop_fd_mod(r->loop, r->fd, want);
+	if (rc) {
+		/* the deadlines still end a connection that stops moving */
+		log_error("rasync.watch_failed", "%s:%d: cannot watch fd %d", r->host, r->port,
+			  r->fd);
+		return;
+	}
+	r->want = want;
+	r->watching = want != 0;
+}
+
+static void ev_add_read(void *privdata)
+{
+	struct rasync *r = privdata;
+
+	ev_want(r, r->want | EPOLLIN);
+}
+
+static void ev_del_read(void *privdata)
+{
+	struct rasync *r = privdata;
+
+	ev_want(r, r->want & ~(uint32_t)EPOLLIN);
+}
+
+static void ev_add_write(void *privdata)
+{
+	struct rasync *r = privdata;
+
+	ev_want(r, r->want | EPOLLOUT);
+}
+
+static void ev_del_write(void *privdata)
+{
+	struct rasync *r = privdata;
+
+	ev_want(r, r->want & ~(uint32_t)EPOLLOUT);
+}
+
+/* hiredis is freeing the context (and will close fd right after). */
+static void ev_cleanup(void *privdata)
+{
+	struct rasync *r = privdata;
+
+	ev_want(r, 0);
+	r->ac = NULL;
+	r->state = RASYNC_DOWN;
+}
+
+static void on_fd(void *arg, uint32_t events)
+{
+	struct rasync *r = arg;
+	redisAsyncContext *ac = r->ac;
+	unsigned gen = r->conn_gen;
+
+	if (!ac)
+		return;
+	enter(r);
+	if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (r->want & EPOLLIN))
+		redisAsyncHandleRead(ac);
+	/* the read may have freed ac (EOF, error): hiredis then went through ev_cleanup */
+	if (r->ac == ac && r->conn_gen == gen && !r->free_requested &&
+	    (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && (r->want & EPOLLOUT))
+		redisAsyncHandleWrite(ac);
+	leave(r);
+}
+
+static void on_retry(void *arg)
+{
+	struct rasync *r = arg;
+
+	r->retry_timer = NULL;
+	start_connect(r);
+}
+
+static void schedule_retry(struct rasync *r)
+{
+	if (r->closing || r->free_requested || r->retry_timer || r->ac)
+		return;
+	r->retry_timer = loop_timer_at(r->loop, clock_mono_ms() + r->retry_ms, on_retry, r);
+	if (!r->retry_timer)
+		log_error("rasync.retry_failed", "%s:%d: no memory to schedule a reconnect",
+			  r->host, r->port);
+}
+
+/*
+ * Gives the current context up: hiredis calls every pending command back with NULL (users
+ * get "disconnected", or "closed" once rasync_free was asked) and then ev_cleanup. Never
+ * from inside a hiredis callback: only from loop timers and rasync_free.
+ */
+static void teardown(struct rasync *r)
+{
+	redisAsyncContext *ac = r->ac;
+
+	r->state = RASYNC_DOWN;
+	cancel_timer(r, &r->conn_timer);
+	cancel_timer(r, &r->reap_timer);
+	if (!ac)
+		return;
+	r->ac = NULL;
+	enter(r);
+	redisAsyncFree(ac);
+	r->busy--; /* the caller holds its own frame (or is rasync_destroy) */
+}
+
+static void on_reap(void *arg)
+{
+	struct rasync *r = arg;
+
+	r->reap_timer = NULL;
+	enter(r);
+	teardown(r);
+	schedule_retry(r);
+	leave(r);
+}
+
+/* Marks the connection suspect; it is freed at the next turn, outside any hiredis callback. */
+static void schedule_reap(struct rasync *r)
+{
+	r->state = RASYNC_DOWN;
+	if (r->reap_timer || !r->ac)
+		return;
+	r->reap_timer = loop_timer_at(r->loop, clock_mono_ms(), on_reap, r);
+	if (!r->reap_timer)
+		log_error("rasync.reap_failed", "%s:%d: no memory to drop a suspect connection",
+			  r->host, r->port);
+}
+
+static void on_conn_timeout(void *arg)
+{
+	struct rasync *r = arg;
+	enum log_level level = failure_level(r);
+
+	r->conn_timer = NULL;
+	LOG(level, "rasync.connect_timeout", "%s:%d: not ready after %lld ms", r->host, r->port,
+	    (long long)r->timeout_ms);
+	enter(r);
+	teardown(r);
+	schedule_retry(r);
+	leave(r);
+}
+
+static void became_ready(struct rasync *r)
+{
+	cancel_timer(r, &r->conn_timer);
+	r->state = RASYNC_READY;
+	r->failures = 0;
+	log_info("rasync.connected", "%s:%d: connected", r->host, r->port);
+}
+
+static void on_auth(struct rasync *r, redisReply *reply)
+{
+	enum log_level level;
+
+	if (!reply) /* the context is going away: its own path reconnects */
+		return;
+	if (reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
+	    memcmp(reply->str, "OK", 2) == 0) {
+		became_ready(r);
+		return;
+	}
+	level = failure_level(r);
+	LOG(level, "rasync.auth_failed", "%s:%d: AUTH refused", r->host, r->port);
+	schedule_reap(r);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
+{
+	struct rasync_cmd *c = privdata;
+	struct rasync *r = c->r;
+	redisReply *reply = reply_v;
+
+	(void)ac;
+	cancel_timer(r, &c->deadline);
+	if (c->auth) {
+		on_auth(r, reply);
+		free(c);
+		return;
+	}
+	/* in 0.14 a NULL reply only comes while hiredis frees the context */
+	if (!reply)
+		r->state = RASYNC_DOWN;
+	if (!c->done) {
+		c->done = 1;
+		if (r->free_requested || r->closing)
+			c->fn(c->arg, NULL, ERR_CLOSED);
+		else if (!reply)
+			c->fn(c->arg, NULL, ERR_DISCONNECTED);
+		else
+			c->fn(c->arg, reply, NULL);
+	}
+	free(c);
+}
+
+static void on_deadline(void *arg)
+{
+	struct rasync_cmd *c = arg;
+	struct rasync *r = c->r;
+
+	c->deadline = NULL;
+	if (c->done)
+		return;
+	c->done = 1; /* the record stays with hiredis until it calls back */
+	log_warn("rasync.timeout", "%s:%d: no reply within %lld ms", r->host, r->port,
+		 (long long)r->timeout_ms);
+	enter(r);
+	schedule_reap(r);
+	c->fn(c->arg, NULL, ERR_TIMEOUT);
+	leave(r);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+	struct rasync *r = cac->data;
+	struct rasync_cmd *c;
+	const char *argv[2] = {"AUTH", r->password};
+
+	if (status != REDIS_OK) {
+		enum log_level level = failure_level(r);
+
+		/* hiredis frees the context right after this returns */
+		LOG(level, "rasync.connect_failed", "%s:%d: %s", r->host, r->port, cac->c.errstr);
+		ev_want(r, 0);
+		r->ac = NULL;
+		r->state = RASYNC_DOWN;
+		cancel_timer(r, &r->conn_timer);
+		schedule_retry(r);
+		return;
+	}
+	if (!r->password) {
+		became_ready(r);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail;
+	c->r = r;
+	c->auth = 1;
+	/* no deadline of its own: the connect deadline runs until AUTH succeeds */
+	if (redisAsyncCommandArgv(r->ac, on_reply, c, 2, argv, NULL) != REDIS_OK) {
+		free(c);
+		goto fail;
+	}
+	r->state = RASYNC_AUTHING;
+	return;
+fail:
+	log_error("rasync.auth_failed", "%s:%d: cannot send AUTH", r->host, r->port);
+	schedule_reap(r);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+	struct rasync *r = cac->data;
+
+	r->ac = NULL;
+	r->state = RASYNC_DOWN;
+	cancel_timer(r, &r->conn_timer);
+	cancel_timer(r, &r->reap_timer);
+	if (r->closing || r->free_requested)
+		return;
+	if (status != REDIS_OK)
+		log_warn("rasync.disconnected", "%s:%d: %s", r->host, r->port, cac->c.errstr);
+	schedule_retry(r);
+}
+
+static void start_connect(struct rasync *r)
+{
+	redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+
+	if (!ac || ac->err) {
+		enum log_level level = failure_level(r);
+
+		LOG(level, "rasync.connect_failed", "%s:%d: %s", r->host, r->port,
+		    ac ? ac->c.errstr : "out of memory");
+		if (ac)
+			redisAsyncFree(ac); /* never connected: no callbacks, no hooks yet */
+		schedule_retry(r);
+		return;
+	}
+	r->ac = ac;
+	r->conn_gen++;
+	r->fd = ac->c.fd;
+	r->want = 0;
+	r->watching = 0;
+	r->state = RASYNC_CONNECTING;
+	ac->data = r;
+	ac->ev.data = r;
+	ac->ev.addRead = ev_add_read;
+	ac->ev.delRead = ev_del_read;
+	ac->ev.addWrite = ev_add_write;
+	ac->ev.delWrite = ev_del_write;
+	ac->ev.cleanup = ev_cleanup;
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	r->conn_timer = loop_timer_at(r->loop, clock_mono_ms() + r->timeout_ms, on_conn_timeout, r);
+	if (!r->conn_timer)
+		log_error("rasync.connect_failed", "%s:%d: no memory for the connect deadline",
+			  r->host, r->port);
+	/* waits for the first write event through the hooks: set them first */
+	redisAsyncSetConnectCallback(ac, on_connect);
+}
+
+static int ms_setting(int64_t v, int64_t def, int64_t *out)
+{
+	if (v < 0 || v > RASYNC_MAX_MS)
+		return -1;
+	*out = v ? v : def;
+	return 0;
+}
+
+struct rasync *rasync_new(struct loop *l, const struct rasync_config *cfg)
+{
+	struct rasync *r;
+	unsigned char addr[sizeof(struct in6_addr)];
+
+	if (!l || !cfg || !cfg->host || cfg->port < 1 || cfg->port > 65535)
+		return NULL;
+	/* only literal addresses: hiredis would resolve a name with a blocking getaddrinfo */
+	if (strlen(cfg->host) >= INET6_ADDRSTRLEN || (inet_pton(AF_INET, cfg->host, addr) != 1 &&
+						      inet_pton(AF_INET6, cfg->host, addr) != 1))
+		return NULL;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	if (ms_setting(cfg->timeout_ms, RASYNC_DEFAULT_TIMEOUT_MS, &r->timeout_ms) ||
+	    ms_setting(cfg->retry_ms, RASYNC_DEFAULT_RETRY_MS, &r->retry_ms))
+		goto fail;
+	if (cfg->password) {
+		r->password = strdup(cfg->password);
+		if (!r->password)
+			goto fail;
+	}
+	r->loop = l;
+	strcpy(r->host, cfg->host);
+	r->port = cfg->port;
+	r->fd = -1;
+	start_connect(r);
+	return r;
+fail:
+	free(r);
+	return NULL;
+}
+
+/* SUBSCRIBE and MONITOR turn the connection into a stream hiredis answers many times. */
+static int stream_command(const char *name, size_t len)
+{
+	if (len > 0 && (name[0] == 'p' || name[0] == 'P')) { /* hiredis strips it the same way */
+		name++;
+		len--;
+	}
+	return (len == 9 && strncasecmp(name, "subscribe", 9) == 0) ||
+	       (len == 11 && strncasecmp(name, "unsubscribe", 11) == 0) ||
+	       (len == 7 && strncasecmp(name, "monitor", 7) == 0);
+}
+
+int rasync_command(struct rasync *r, rasync_reply_fn *fn, void *arg, int argc,
+		   const char **argv, const size_t *argvlen)
+{
+	struct rasync_cmd *c;
+
+	if (!rasync_connected(r) || !fn || argc < 1 || !argv || !argv[0])
+		return -1;
+	if (stream_command(argv[0], argvlen ? argvlen[0] : strlen(argv[0])))
+		return -1;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -1;
+	c->r = r;
+	c->fn = fn;
+	c->arg = arg;
+	c->deadline = loop_timer_at(r->loop, clock_mono_ms() + r->timeout_ms, on_deadline, c);
+	if (!c->deadline)
+		goto fail;
+	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK)
+		goto fail;
+	return 0;
+fail:
+	loop_timer_cancel(r->loop, c->deadline);
+	free(c);
+	return -1;
+}
+
+int rasync_connected(const struct rasync *r)
+{
+	return r && r->state == RASYNC_READY && !r->free_requested && !r->closing;
+}
+
+static void rasync_destroy(struct rasync *r)
+{
+	r->closing = 1;
+	r->busy = 1; /* a rasync_free from the callbacks below only sets the flag again */
+	cancel_timer(r, &r->retry_timer);
+	teardown(r);
+	if (r->password) {
+		explicit_bzero(r->password, strlen(r->password));
+		free(r->password);
+	}
+	free(r);
+}
+
+void rasync_free(struct rasync *r)
+{
+	if (!r)
+		return;
+	if (r->busy) {
+		/* inside one of our callbacks: the outermost frame frees when it unwinds */
+		r->free_requested = 1;
+		r->state = RASYNC_DOWN;
+		return;
+	}
+	rasync_destroy(r);
+}
