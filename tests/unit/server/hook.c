@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/jobid.h"
 #include "proto/meta.h"
@@ -22,21 +23,6 @@ static char *dir;
 static struct spool *spool;
 static int log_fd = -1;
 static char log_path[4096], spool_dir[4096];
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
 
 static struct spool_job commit(const char *owner, const struct job_meta *m, uint64_t seq,
 			       const char *data)
@@ -319,11 +305,11 @@ Test(hook, timeout_kills_the_command_and_what_it_started)
 
 	snprintf(path, sizeof(path), "%s/child", dir);
 	snprintf(cmd, sizeof(cmd), "sleep 10 & echo $! > '%s'; wait", path);
-	t = mono_ms();
+	t = clock_mono_ms();
 	h = hook_start(cmd, 200, spool);
 	cr_assert_not_null(h);
 	hook_stop(h);
-	cr_assert_lt(mono_ms() - t, 3000, "killed at the timeout, not after 10 s");
+	cr_assert_lt(clock_mono_ms() - t, 3000, "killed at the timeout, not after 10 s");
 	cr_assert_eq(unhooked(), 0, "marked even after a timeout");
 	cr_assert_eq(count_lines(log_path, "\"event\":\"hook.timeout\""), 1);
 	cr_assert_eq(spool_get(spool, "alice", job.id, &job), SPOOL_OK);
@@ -333,8 +319,8 @@ Test(hook, timeout_kills_the_command_and_what_it_started)
 	child = (pid_t)atoi(v);
 	free(v);
 	cr_assert_gt(child, 1);
-	for (int64_t end = mono_ms() + 2000; !(ok = dead(child)) && mono_ms() < end;)
-		sleep_ms(10);
+	for (int64_t end = clock_mono_ms() + 2000; !(ok = dead(child)) && clock_mono_ms() < end;)
+		clock_sleep_ms(10);
 	cr_assert(ok, "the command's own children are killed with it");
 }
 

@@ -12,6 +12,7 @@
 
 #include <hiredis/hiredis.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/announce.h"
 #include "proto/jobid.h"
@@ -38,35 +39,12 @@ static pid_t own_redis = -1;
 static char *own_dir;
 static const char *client_password;
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t real_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* Polls cond every 10 ms until it holds or ms pass; ok is its last value. */
 #define WAIT_FOR(ok, cond, ms)                                                                 \
 	do {                                                                                   \
-		int64_t end_ = mono_ms() + (ms);                                               \
-		while (!((ok) = (cond)) && mono_ms() < end_)                                   \
-			sleep_ms(10);                                                          \
+		int64_t end_ = clock_mono_ms() + (ms);                                               \
+		while (!((ok) = (cond)) && clock_mono_ms() < end_)                                   \
+			clock_sleep_ms(10);                                                          \
 	} while (0)
 
 /* One command on a fresh connection (so it works across Redis restarts); NULL if down. */
@@ -199,13 +177,13 @@ static pid_t redis_on(int port, const char *pass)
 	snprintf(log, sizeof(log), "%s/redis.log", own_dir);
 	pid = proc_start(argv, log);
 	cr_assert_gt(pid, 0);
-	for (int64_t end = mono_ms() + WAIT_MS; !up && mono_ms() < end;) {
+	for (int64_t end = clock_mono_ms() + WAIT_MS; !up && clock_mono_ms() < end;) {
 		redisReply *r = cmd(port, "PING");
 
 		up = r != NULL; /* PONG, or NOAUTH: it answers */
 		freeReplyObject(r);
 		if (!up)
-			sleep_ms(20);
+			clock_sleep_ms(20);
 	}
 	cr_assert(up, "redis-server on port %d did not come up", port);
 	return pid;
@@ -304,8 +282,8 @@ Test(member, announces_every_field)
 	cr_assert_eq(a.active, 0);
 	cr_assert_gt(a.free_bytes, 0);
 	cr_assert_eq(a.draining, 0);
-	cr_assert_geq((int64_t)a.heartbeat_ms, real_ms() - 2000);
-	cr_assert_leq((int64_t)a.heartbeat_ms, real_ms() + 10);
+	cr_assert_geq((int64_t)a.heartbeat_ms, clock_unix_ms() - 2000);
+	cr_assert_leq((int64_t)a.heartbeat_ms, clock_unix_ms() + 10);
 
 	r = cmd(port, "HGET fsg:server:%s proto", SERVER_ID);
 	cr_assert(r && r->type == REDIS_REPLY_STRING);
@@ -316,15 +294,15 @@ Test(member, announces_every_field)
 	pttl = cmd_int(port, "PTTL fsg:server:%s", SERVER_ID, NULL);
 	cr_assert_gt(pttl, 3 * INTERVAL_MS - 2 * INTERVAL_MS, "pttl %lld", pttl);
 	cr_assert_leq(pttl, 3 * INTERVAL_MS, "pttl %lld", pttl);
-	sleep_ms(4 * INTERVAL_MS);
+	clock_sleep_ms(4 * INTERVAL_MS);
 	cr_assert_gt(cmd_int(port, "PTTL fsg:server:%s", SERVER_ID, NULL), 0,
 		     "still there after the first TTL: refreshed");
 
 	/* the pool entry, scored by the heartbeat */
 	r = cmd(port, "ZSCORE %s %s", RKEY_POOL, SERVER_ID);
 	cr_assert(r && r->type == REDIS_REPLY_STRING);
-	cr_assert_geq(strtoll(r->str, NULL, 10), real_ms() - 2000);
-	cr_assert_leq(strtoll(r->str, NULL, 10), real_ms() + 10);
+	cr_assert_geq(strtoll(r->str, NULL, 10), clock_unix_ms() - 2000);
+	cr_assert_leq(strtoll(r->str, NULL, 10), clock_unix_ms() + 10);
 	freeReplyObject(r);
 	cr_assert_eq(cmd_int(port, "ZCARD %s", RKEY_POOL, NULL), 1);
 	cr_assert(member_connected(m));
@@ -379,11 +357,11 @@ Test(member, draining_is_sent_at_once)
 	cr_assert(ok);
 	cr_assert_eq(announce_read(port, &a), PROTO_OK);
 	cr_assert_eq(a.draining, 0);
-	t = mono_ms();
+	t = clock_mono_ms();
 	member_set_draining(m);
 	WAIT_FOR(ok, announce_read(port, &a) == PROTO_OK && a.draining == 1, 1000);
 	cr_assert(ok, "draining=1 should reach Redis within 1 s");
-	cr_assert_lt(mono_ms() - t, 1000);
+	cr_assert_lt(clock_mono_ms() - t, 1000);
 	member_stop(m);
 }
 
@@ -446,13 +424,13 @@ Test(member, redis_down_at_start)
 	struct member_config cfg = config(port);
 	struct spool_job held = commit("alice", 5, "held"), late, gone;
 	struct member *m;
-	int64_t t = mono_ms();
+	int64_t t = clock_mono_ms();
 
 	cr_assert_gt(port, 0);
 	m = member_start(&cfg, spool);
 	cr_assert_not_null(m);
-	cr_assert_lt(mono_ms() - t, 500, "member_start never waits for Redis");
-	sleep_ms(8 * INTERVAL_MS);
+	cr_assert_lt(clock_mono_ms() - t, 500, "member_start never waits for Redis");
+	clock_sleep_ms(8 * INTERVAL_MS);
 	cr_assert_not(member_connected(m));
 	cr_assert_eq(log_count("redis.down"), 1, "one log line per outage, not one per retry");
 
@@ -465,10 +443,10 @@ Test(member, redis_down_at_start)
 	member_held_remove(m, &gone);
 
 	own_redis = redis_on(port, NULL);
-	t = mono_ms();
+	t = clock_mono_ms();
 	WAIT_FOR(ok, registered(port) && member_connected(m), WAIT_MS);
 	cr_assert(ok, "should register once Redis is up");
-	cr_assert_lt(mono_ms() - t, 2000, "registers within 2 s of Redis coming up");
+	cr_assert_lt(clock_mono_ms() - t, 2000, "registers within 2 s of Redis coming up");
 	WAIT_FOR(ok, held_score(port, "carol", late.id) == 6, 1000);
 	cr_assert(ok, "the queued add should be delivered");
 	cr_assert_eq(held_score(port, "alice", held.id), 5, "committed jobs re-added");
@@ -580,7 +558,7 @@ Test(member, authenticates_and_never_logs_the_password)
 	cr_assert_not_null(m);
 	WAIT_FOR(ok, log_count("redis.down") == 1, WAIT_MS);
 	cr_assert(ok, "a refused AUTH is an outage");
-	sleep_ms(3 * INTERVAL_MS);
+	clock_sleep_ms(3 * INTERVAL_MS);
 	cr_assert_not(member_connected(m));
 	member_stop(m);
 

@@ -17,6 +17,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/clock.h"
 #include "server/spool.h"
 #include "tests/lib/proc.h"
 
@@ -275,14 +276,6 @@ static void claim_path(char *buf, size_t cap, const char *owner, const char *uui
 
 	cr_assert_eq(owner_hash(owner, strlen(owner), oh, sizeof(oh)), PROTO_OK);
 	snprintf(buf, cap, "%s/idem/%s-%s", tmp, oh, uuid);
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- creation and lookup ---- */
@@ -1585,11 +1578,11 @@ Test(spool, expire_with_a_fake_clock)
 	cr_assert_eq(count_entries("ready"), 0);
 
 	/* The tombstone lasts the retention from the expiry (its mtime), then goes. */
-	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
+	cr_assert_eq(spool_expire(sp, clock_unix_ms(), NULL, NULL), 0);
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 100, NULL, 2, &g, &existed), SPOOL_E_RELEASED);
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert(exists(p));
-	cr_assert_eq(spool_expire(sp, wall_ms() + RETENTION_MS + 5000, NULL, NULL), 1); /* w_job, now idle */
+	cr_assert_eq(spool_expire(sp, clock_unix_ms() + RETENTION_MS + 5000, NULL, NULL), 1); /* w_job, now idle */
 	cr_assert_not(exists(p));
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 100, NULL, 2, &g, &existed), SPOOL_OK);
 	cr_assert_eq(existed, 0);
@@ -1599,7 +1592,7 @@ Test(spool, expire_with_a_fake_clock)
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert_eq(utimensat(AT_FDCWD, p, old, AT_SYMLINK_NOFOLLOW), 0);
 	cr_assert_eq(spool_release(sp, c.id, &g), SPOOL_OK);
-	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
+	cr_assert_eq(spool_expire(sp, clock_unix_ms(), NULL, NULL), 0);
 	cr_assert(exists(p));
 	cr_assert_eq(create(OWNER_A, c.meta.job_id, 10, NULL, 4, &g, &existed), SPOOL_E_RELEASED);
 
@@ -1608,7 +1601,7 @@ Test(spool, expire_with_a_fake_clock)
 	cr_assert_eq(spool_release(sp, c.id, &g), SPOOL_OK);
 	claim_path(p, sizeof(p), OWNER_A, c.meta.job_id);
 	cr_assert_eq(utimensat(AT_FDCWD, p, old, AT_SYMLINK_NOFOLLOW), 0);
-	cr_assert_eq(spool_expire(sp, wall_ms(), NULL, NULL), 0);
+	cr_assert_eq(spool_expire(sp, clock_unix_ms(), NULL, NULL), 0);
 	cr_assert_not(exists(p));
 }
 
