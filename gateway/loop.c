@@ -72,6 +72,7 @@ struct loop {
 
 	struct turn_hook *hooks;
 	size_t nhooks;
+	int in_hooks;             /* the hook pass is running: loop_off_turn only clears */
 
 	struct epoll_event events[LOOP_BATCH];
 };
@@ -379,6 +380,30 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
 	timer_put(l, t);
 }
 
+/* Drops hooks loop_off_turn cleared; only outside the hook pass. */
+static void hooks_compact(struct loop *l)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < l->nhooks; i++)
+		if (l->hooks[i].fn)
+			l->hooks[n++] = l->hooks[i];
+	l->nhooks = n;
+}
+
+int loop_off_turn(struct loop *l, loop_turn_fn *fn, void *arg)
+{
+	for (size_t i = 0; i < l->nhooks; i++) {
+		if (l->hooks[i].fn == fn && l->hooks[i].arg == arg) {
+			l->hooks[i].fn = NULL; /* skipped from now on, even in this turn's pass */
+			if (!l->in_hooks)
+				hooks_compact(l);
+			return 0;
+		}
+	}
+	return -1;
+}
+
 int loop_on_turn(struct loop *l, loop_turn_fn *fn, void *arg)
 {
 	struct turn_hook *h;
@@ -482,8 +507,12 @@ int loop_run_once(struct loop *l, int max_wait_ms)
 	run_timers(l, clock_mono_ms());
 	/* hooks added by a hook start next turn */
 	nhooks = l->nhooks;
+	l->in_hooks = 1;
 	for (size_t i = 0; i < nhooks; i++)
-		l->hooks[i].fn(l->hooks[i].arg);
+		if (l->hooks[i].fn)
+			l->hooks[i].fn(l->hooks[i].arg);
+	l->in_hooks = 0;
+	hooks_compact(l);
 	return 0;
 }
 

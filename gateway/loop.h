@@ -56,6 +56,13 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t);
  */
 int loop_on_turn(struct loop *l, loop_turn_fn *fn, void *arg);
 
+/*
+ * Removes the hook registered with exactly fn and arg; safe from inside any callback, hooks
+ * included (a removed hook does not run again, not even later in the same turn). 0, or -1 when
+ * no such hook is registered.
+ */
+int loop_off_turn(struct loop *l, loop_turn_fn *fn, void *arg);
+
 /* One turn: waits up to max_wait_ms (-1: until something happens) and dispatches. 0 or -1. */
 int loop_run_once(struct loop *l, int max_wait_ms);
 

@@ -726,3 +726,46 @@ Test(loop, free_with_watchers_and_timers_pending)
 	close_pipe(p);
 	loop_free(NULL);
 }
+
+struct off_count {
+	struct loop *l;
+	int a, b;
+};
+
+static void count_a(void *arg)
+{
+	struct off_count *c = arg;
+
+	c->a++;
+	/* a hook may remove itself while the hooks run */
+	loop_off_turn(c->l, count_a, c);
+}
+
+static void count_b(void *arg)
+{
+	((struct off_count *)arg)->b++;
+}
+
+Test(loop, turn_hooks_can_be_removed_even_from_a_hook)
+{
+	struct off_count c = {.l = l};
+
+	cr_assert_eq(loop_on_turn(l, count_b, &c), 0);
+	cr_assert_eq(loop_run_once(l, 0), 0);
+	cr_assert_eq(c.b, 1);
+	cr_assert_eq(loop_off_turn(l, count_b, &c), 0);
+	cr_assert_eq(loop_off_turn(l, count_b, &c), -1, "already gone");
+	cr_assert_eq(loop_run_once(l, 0), 0);
+	cr_assert_eq(c.b, 1, "a removed hook does not run");
+
+	/* count_a removes itself during the pass; count_b (after it) still runs */
+	cr_assert_eq(loop_on_turn(l, count_a, &c), 0);
+	cr_assert_eq(loop_on_turn(l, count_b, &c), 0);
+	cr_assert_eq(loop_run_once(l, 0), 0);
+	cr_assert_eq(c.a, 1);
+	cr_assert_eq(c.b, 2);
+	cr_assert_eq(loop_run_once(l, 0), 0);
+	cr_assert_eq(c.a, 1, "removed itself");
+	cr_assert_eq(c.b, 3);
+	cr_assert_eq(loop_off_turn(l, count_b, &c), 0);
+}
