@@ -962,12 +962,13 @@ struct http *http_start(const struct http_config *cfg, struct spool *s, struct m
 		h->tls[0] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 	}
 	h->daemon = MHD_start_daemon(
-		flags, (uint16_t)cfg->port, NULL, NULL, access_handler, h, MHD_OPTION_SOCK_ADDR,
+		flags, (uint16_t)cfg->port, NULL, NULL, access_handler, h,
+		/* the logger first: MHD reports faults in the options after it to stderr otherwise */
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
 		(struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
 		MHD_OPTION_CONNECTION_LIMIT, cfg->connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)((cfg->idle_timeout_ms + 999) / 1000), MHD_OPTION_NOTIFY_COMPLETED,
-		request_completed, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, h->tls, MHD_OPTION_END);
+		request_completed, h, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_ARRAY, h->tls, MHD_OPTION_END);
 	if (!h->daemon) {
 		log_error("http.start", "cannot listen on %s port %d", cfg->bind, cfg->port);
 		free(h);
