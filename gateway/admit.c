@@ -8,16 +8,6 @@
 
 #define JOBS_PATH "/v1/jobs"
 
-/*
- * Protocol headers that must not appear twice: the decision reads the first one only, and a
- * second one could mean something else to the next reader.
- */
-static const char *const single_headers[] = {
-	"authorization",       "content-type",	  "tus-resumable",    "upload-offset",
-	"upload-length",       "upload-metadata", "upload-checksum",  "repr-digest",
-	"upload-defer-length", "upload-concat",	  "content-encoding",
-};
-
 /* Headers no client may send: gateway-only ones and tus extensions we do not offer. */
 static const char *const refused_headers[] = {
 	"fs-owner", "fs-sequence", "upload-defer-length", "upload-concat", "x-http-method-override",
@@ -51,20 +41,6 @@ static const struct proto_field *field_get(const struct admit_request *req, cons
 	return NULL;
 }
 
-static int fields_repeated(const struct admit_request *req)
-{
-	for (size_t k = 0; k < sizeof(single_headers) / sizeof(single_headers[0]); k++) {
-		unsigned seen = 0;
-
-		for (size_t i = 0; i < req->n; i++)
-			if (header_equals(req->fields[i].name, req->fields[i].name_len,
-					  single_headers[k]) &&
-			    ++seen > 1)
-				return 1;
-	}
-	return 0;
-}
-
 /* Header section and framing (PROTOCOL.md 3.2): every fault closes the connection. */
 static int framing_decide(const struct admit_request *req, struct admit *out)
 {
@@ -85,7 +61,7 @@ static int framing_decide(const struct admit_request *req, struct admit *out)
 			      1);
 	default: return refuse(out, PROBLEM_AMBIGUOUS_FRAMING, "ambiguous body framing", 1);
 	}
-	if (fields_repeated(req))
+	if (header_repeat_check(req->fields, req->n))
 		return refuse(out, PROBLEM_MALFORMED_REQUEST, "a protocol header field is repeated",
 			      1);
 	return 0;

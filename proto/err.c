@@ -25,6 +25,7 @@ const char *proto_strerror(enum proto_err rc)
 	case PROTO_E_FRAMING_TE_HTTP10: return "Transfer-Encoding on HTTP/1.0";
 	case PROTO_E_FRAMING_HOST: return "Host missing, repeated or malformed";
 	case PROTO_E_HEADER_COUNT: return "too many header fields";
+	case PROTO_E_HEADER_REPEATED: return "protocol header field repeated";
 	case PROTO_E_TUS_VERSION: return "unsupported Tus-Resumable version";
 	case PROTO_E_TUS_CONTENT_TYPE: return "body type is not application/offset+octet-stream";
 	case PROTO_E_HTTP_DATE: return "malformed HTTP date";

@@ -33,6 +33,7 @@ enum proto_err {
 	PROTO_E_FRAMING_TE_HTTP10 = 27, /* Transfer-Encoding on an HTTP/1.0 request */
 	PROTO_E_FRAMING_HOST = 28,     /* Host missing on HTTP/1.1, repeated, or malformed */
 	PROTO_E_HEADER_COUNT = 29,     /* too many header fields */
+	PROTO_E_HEADER_REPEATED = 30,  /* a protocol header field given more than once */
 
 	/* tus (tus.c) */
 	PROTO_E_TUS_VERSION = 40,      /* Tus-Resumable is not 1.0.0 */

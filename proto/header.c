@@ -168,6 +168,26 @@ static enum proto_err content_length_parse(const char *v, size_t len, uint64_t *
 	return PROTO_E_FRAMING_DUP_CL;
 }
 
+/* Names compared lowercase; the list of header_repeat_check. */
+static const char *const single_fields[] = {
+	"authorization", "content-type", "content-encoding", "tus-resumable", "upload-offset",
+	"upload-length", "upload-metadata", "upload-checksum", "upload-defer-length",
+	"upload-concat", "repr-digest", "fs-owner", "fs-sequence",
+};
+
+enum proto_err header_repeat_check(const struct proto_field *fields, size_t n)
+{
+	for (size_t k = 0; k < sizeof(single_fields) / sizeof(single_fields[0]); k++) {
+		unsigned seen = 0;
+
+		for (size_t i = 0; i < n; i++)
+			if (header_equals(fields[i].name, fields[i].name_len, single_fields[k]) &&
+			    ++seen > 1)
+				return PROTO_E_HEADER_REPEATED;
+	}
+	return PROTO_OK;
+}
+
 enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
 				    struct header_framing *out)
 {

@@ -63,6 +63,15 @@ struct header_framing {
 enum proto_err header_framing_check(const struct proto_field *fields, size_t n, int http10,
 				    struct header_framing *out);
 
+/*
+ * Refuses a request that gives one of the protocol's own header fields more than once
+ * (Authorization, Content-Type, Content-Encoding, Tus-Resumable, Upload-Offset, Upload-Length,
+ * Upload-Metadata, Upload-Checksum, Upload-Defer-Length, Upload-Concat, Repr-Digest, Fs-Owner,
+ * Fs-Sequence): a receiver reads the first, and a second could mean something else to the next
+ * reader. Errors: PROTO_E_HEADER_REPEATED.
+ */
+enum proto_err header_repeat_check(const struct proto_field *fields, size_t n);
+
 /* ASCII case-insensitive equality of s[0..len) with the NUL-terminated lit. */
 int header_equals(const char *s, size_t len, const char *lit);
 

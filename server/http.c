@@ -64,19 +64,11 @@ struct request {
 	int existed;                   /* creation found the job already there */
 };
 
-/* Protocol headers that must not appear twice: lookups would see only the first. */
-static const char *const single_headers[] = {
-	"authorization", "content-type", "tus-resumable", "upload-offset", "upload-length",
-	"upload-metadata", "upload-checksum", "repr-digest", "fs-owner", "fs-sequence",
-	"upload-defer-length", "upload-concat", "content-encoding",
-};
-
 #define HEADERS_MAX (HEADER_COUNT_MAX + 1)
 
 struct header_walk {
 	struct proto_field fields[HEADERS_MAX];
 	size_t n;
-	unsigned seen[sizeof(single_headers) / sizeof(single_headers[0])];
 };
 
 static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -92,9 +84,6 @@ static enum MHD_Result header_collect(void *cls, enum MHD_ValueKind kind, const 
 		hw->fields[hw->n].value_len = value ? value_len : 0;
 	}
 	hw->n++;
-	for (size_t i = 0; i < sizeof(single_headers) / sizeof(single_headers[0]); i++)
-		if (header_equals(key, key_len, single_headers[i]))
-			hw->seen[i]++;
 	return MHD_YES;
 }
 
@@ -737,10 +726,9 @@ static enum MHD_Result request_begin(struct http *h, struct MHD_Connection *c, s
 		return send_problem(c, PROBLEM_MALFORMED_REQUEST, proto_strerror(rc), 1);
 	if (rc)
 		return send_problem(c, PROBLEM_AMBIGUOUS_FRAMING, proto_strerror(rc), 1);
-	for (size_t i = 0; i < sizeof(hw.seen) / sizeof(hw.seen[0]); i++)
-		if (hw.seen[i] > 1)
-			return send_problem(c, PROBLEM_MALFORMED_REQUEST, "a header field is repeated",
-					    1);
+	if (header_repeat_check(hw.fields, hw.n))
+		return send_problem(c, PROBLEM_MALFORMED_REQUEST, "a protocol header field is repeated",
+				    1);
 
 	snprintf(r->method, sizeof(r->method), "%s", method);
 	r->route = route_parse(url, r->id, sizeof(r->id), owner_enc, sizeof(owner_enc));

@@ -658,3 +658,25 @@ Test(header_framing, null_fields_when_empty)
 	cr_expect_eq(out.chunked, 0);
 	cr_expect_eq(header_framing_check(NULL, 0, 0, &out), PROTO_E_FRAMING_HOST);
 }
+
+/* A protocol header given twice is refused; other fields may repeat. */
+Test(header_repeat_check, protocol_fields_at_most_once)
+{
+	static const struct {
+		struct proto_field f[3];
+		size_t n;
+		enum proto_err rc;
+	} cases[] = {
+		{{{"Upload-Offset", 13, "0", 1}, {"upload-offset", 13, "5", 1}}, 2, PROTO_E_HEADER_REPEATED},
+		{{{"Authorization", 13, "Bearer a", 8}, {"AUTHORIZATION", 13, "Bearer b", 8}}, 2, PROTO_E_HEADER_REPEATED},
+		{{{"Fs-Owner", 8, "YQ", 2}, {"Accept", 6, "*/*", 3}, {"fs-owner", 8, "Yg", 2}}, 3, PROTO_E_HEADER_REPEATED},
+		{{{"Repr-Digest", 11, "x", 1}, {"Repr-Digest", 11, "x", 1}}, 2, PROTO_E_HEADER_REPEATED},
+		{{{"Accept", 6, "a", 1}, {"Accept", 6, "b", 1}}, 2, PROTO_OK},
+		{{{"Upload-Offset", 13, "0", 1}, {"Upload-Length", 13, "5", 1}}, 2, PROTO_OK},
+		{{{"Upload-Offset-X", 15, "0", 1}, {"Upload-Offset", 13, "5", 1}}, 2, PROTO_OK},
+		{{{0}}, 0, PROTO_OK},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_expect_eq(header_repeat_check(cases[i].f, cases[i].n), cases[i].rc, "case %zu", i);
+}
