@@ -250,16 +250,25 @@ static void add_upload_headers(struct MHD_Response *resp, const struct spool_job
 		MHD_add_response_header(resp, "Upload-Expires", date);
 }
 
-/* 201/200/204 for a tus request, with Location when asked. */
+/*
+ * 201/200/204 for a tus request, with Location when asked; a one-shot PUT's answer also
+ * carries the job's status object (PROTOCOL.md 8.6).
+ */
 static enum MHD_Result send_upload(struct MHD_Connection *c, unsigned status,
-				   const struct spool_job *j, int location)
+				   const struct spool_job *j, int location, int put)
 {
-	struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = NULL;
 	char loc[16 + JOBID_LEN];
 
-	if (!resp)
-		return MHD_NO;
-	add_common(resp);
+	if (put) {
+		if (send_json(c, status, job_json(j, 0), &resp) != MHD_YES)
+			return MHD_NO;
+	} else {
+		resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		add_common(resp);
+	}
 	add_upload_headers(resp, j);
 	if (location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
@@ -545,14 +554,14 @@ static enum MHD_Result create_begin(struct http *h, struct MHD_Connection *c, st
 			r->discard = 1; /* answered at the end, once the body is drained */
 		else
 			return send_upload(c, r->existed ? MHD_HTTP_OK : MHD_HTTP_CREATED, &r->job,
-					   1);
+					   1, r->put);
 		return MHD_YES;
 	}
 	if (r->put && r->existed)
 		return send_problem(c, PROBLEM_JOB_CONFLICT,
 				    "a resumable upload with this job id is in progress", 0);
 	if (!has_body(f))
-		return send_upload(c, MHD_HTTP_CREATED, &r->job, 1);
+		return send_upload(c, MHD_HTTP_CREATED, &r->job, 1, r->put);
 	if (r->job.offset != 0) {
 		r->discard = 1; /* existing upload further along: the client PATCHes from there */
 		return MHD_YES;
@@ -638,7 +647,7 @@ static enum MHD_Result job_answer(struct http *h, struct MHD_Connection *c, stru
 	if (e)
 		return send_problem(c, spool_problem(e), NULL, 0);
 	if (strcmp(r->method, "HEAD") == 0)
-		return send_upload(c, MHD_HTTP_OK, &r->job, 0);
+		return send_upload(c, MHD_HTTP_OK, &r->job, 0, 0);
 	return send_json(c, MHD_HTTP_OK, job_json(&r->job, 0), NULL);
 }
 
@@ -822,7 +831,8 @@ static enum MHD_Result request_finish(struct http *h, struct MHD_Connection *c,
 	int was_receiving;
 
 	if (r->discard)
-		return send_upload(c, r->existed ? MHD_HTTP_OK : MHD_HTTP_CREATED, &r->job, 1);
+		return send_upload(c, r->existed ? MHD_HTTP_OK : MHD_HTTP_CREATED, &r->job, 1,
+				   r->put);
 	if (!r->w) /* nothing was opened: should not happen, answered on the first call */
 		return send_problem(c, PROBLEM_INTERNAL, NULL, 1);
 	was_receiving = 1;
@@ -848,8 +858,8 @@ static enum MHD_Result request_finish(struct http *h, struct MHD_Connection *c,
 		hook_queue(h->hook, r->job.id);
 	}
 	if (strcmp(r->method, "PATCH") == 0)
-		return send_upload(c, MHD_HTTP_NO_CONTENT, &r->job, 0);
-	return send_upload(c, MHD_HTTP_CREATED, &r->job, 1);
+		return send_upload(c, MHD_HTTP_NO_CONTENT, &r->job, 0, 0);
+	return send_upload(c, MHD_HTTP_CREATED, &r->job, 1, r->put);
 }
 
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c, const char *url,

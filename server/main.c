@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/tls.h"
 #include "proto/announce.h"
 #include "server/hook.h"
 #include "server/http.h"
@@ -20,11 +21,6 @@
 
 #define FS_SERVER_VERSION "0.1.0"
 #define SECRET_MIN 32
-/* TLS 1.3, and 1.2 with ECDHE and AEAD only (see NOTES on GnuTLS's NORMAL default). */
-#define TLS_PRIORITIES                                                                        \
-	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"  \
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:"         \
-	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE:%NO_TICKETS"
 
 struct settings {
 	char *listen_address;
@@ -109,7 +105,7 @@ static const struct config_setting settings_table[] = {
 	 "PEM private key of tls_cert_file."},
 	{"tls_client_ca_file", CONFIG_SECRET, "", 0, 0, NULL, S(tls_client_ca),
 	 "PEM CA: when set, every client but probes must present a certificate it issued."},
-	{"tls_priorities", CONFIG_STRING, TLS_PRIORITIES, 0, 0, NULL, S(tls_priorities),
+	{"tls_priorities", CONFIG_STRING, FSG_TLS_PRIORITIES, 0, 0, NULL, S(tls_priorities),
 	 "GnuTLS priority string: TLS 1.2 and 1.3 with ECDHE and AEAD ciphers only."},
 	{"hook_command", CONFIG_STRING, "", 0, 0, NULL, S(hook_command),
 	 "Command run by /bin/sh for each committed job (FSG_JOB_* in its environment); empty: none."},

@@ -17,15 +17,13 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/tls.h"
 #include "gateway/ingress.h"
 #include "gateway/loop.h"
 #include "tests/lib/proc.h"
 
-/* The priority string of server/main.c (TLS_PRIORITIES): TLS 1.3, and 1.2 with ECDHE + AEAD. */
-#define TLS_PRIORITIES                                                                        \
-	"SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"  \
-	"+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:-GROUP-ALL:"         \
-	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:%SERVER_PRECEDENCE:%NO_TICKETS"
+/* The product's priority string (common/tls.h): TLS 1.3, and 1.2 with ECDHE + AEAD. */
+#define TLS_PRIORITIES FSG_TLS_PRIORITIES
 /* Every client request gives up after this long: no test waits unbounded. */
 #define REQUEST_TIMEOUT_MS 10000
 #define UPLOAD_BYTES (8u << 20)

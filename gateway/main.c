@@ -1,0 +1,390 @@
+/* fs-gateway: reads its settings, starts one worker per thread on the shared port, serves. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/sha.h>
+
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/tls.h"
+#include "gateway/metrics.h"
+#include "gateway/token.h"
+#include "gateway/worker.h"
+#include "proto/rkey.h"
+#include "proto/route.h"
+#include "proto/tus.h"
+
+#define FS_GATEWAY_VERSION "0.1.0"
+#define SECRET_MIN 32
+#define WORKERS_MAX 64
+#define DAY_MS (24LL * 3600 * 1000)
+
+struct settings {
+	char *listen_address;
+	int64_t port;
+	int64_t workers;
+	int64_t connection_limit;
+	int64_t per_address_connections;
+	uint64_t connection_memory;
+	int64_t idle_timeout_ms;
+	char *tls_cert;
+	char *tls_key;
+	char *tls_priorities;
+	int client_certificates;
+	char *tls_client_ca;
+	char *jwks;
+	char *token_issuer;
+	char *token_audience;
+	char *token_algorithms;
+	char *token_owner_claim;
+	char *token_scope;
+	int64_t token_skew_ms;
+	char *route_key;
+	char *route_key_old;
+	char *server_secret;
+	char *server_ca_file;
+	char *server_cert_file;
+	char *server_key_file;
+	char *redis_host;
+	int64_t redis_port;
+	char *redis_password;
+	int64_t redis_timeout_ms;
+	int64_t pool_refresh_ms;
+	int64_t pool_stale_ms;
+	int64_t down_mark_ms;
+	int64_t snapshot_max_age_ms;
+	uint64_t max_job_size;
+	int64_t max_url;
+	uint64_t min_upload_rate;
+	int64_t rate_window_ms;
+	int64_t request_deadline_ms;
+	int64_t connect_timeout_ms;
+	int64_t answer_timeout_ms;
+	int64_t uploads_per_user;
+	int64_t authfail_limit;
+	int64_t authfail_window_ms;
+	int64_t idempotency_ttl_ms;
+	int64_t job_record_ttl_ms;
+	int64_t retry_after_ms;
+	int64_t drain_grace_ms;
+	int log_level;
+};
+
+#define S(field) offsetof(struct settings, field)
+
+static const struct config_setting settings_table[] = {
+	{"listen_address", CONFIG_STRING, "0.0.0.0", 0, 0, NULL, S(listen_address),
+	 "IP address to listen on for clients (an IPv4 or IPv6 literal)."},
+	{"port", CONFIG_INT, "8443", 0, 65535, NULL, S(port), "TCP port for clients (HTTPS)."},
+	{"workers", CONFIG_INT, "2", 1, WORKERS_MAX, NULL, S(workers),
+	 "Worker threads; each has its own event loop on the shared port (SO_REUSEPORT)."},
+	{"connection_limit", CONFIG_INT, "16384", 16, 1000000, NULL, S(connection_limit),
+	 "Most client connections at once, shared evenly by the workers."},
+	{"per_address_connections", CONFIG_INT, "512", 0, 1000000, NULL,
+	 S(per_address_connections),
+	 "Most connections from one client address per worker (0: no limit); generous for hotel NAT."},
+	{"connection_memory", CONFIG_SIZE, "32K", 8192, 1048576, NULL, S(connection_memory),
+	 "Memory pool per client connection (headers and the body read buffer)."},
+	{"idle_timeout", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(idle_timeout_ms),
+	 "A client connection with no traffic for this long is closed."},
+	{"tls_cert_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(tls_cert),
+	 "PEM certificate chain the gateway presents to clients."},
+	{"tls_key_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(tls_key), "PEM private key of that certificate."},
+	{"tls_priorities", CONFIG_STRING, FSG_TLS_PRIORITIES, 0, 0, NULL, S(tls_priorities),
+	 "GnuTLS priority string (default: TLS 1.3 and 1.2 with ECDHE and AEAD only)."},
+	{"client_certificates", CONFIG_ENUM, "off", 0, 0, "off|optional|required",
+	 S(client_certificates),
+	 "Client TLS certificates: off, optional (verified when presented) or required."},
+	{"tls_client_ca_file", CONFIG_SECRET, "", 0, 0, NULL, S(tls_client_ca),
+	 "PEM CA certificates client certificates must chain to."},
+	{"jwks_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(jwks),
+	 "JWKS file with the identity provider's token signing keys (each with a kid)."},
+	{"token_issuer", CONFIG_STRING, NULL, 0, 0, NULL, S(token_issuer),
+	 "Required \"iss\" of access tokens."},
+	{"token_audience", CONFIG_STRING, NULL, 0, 0, NULL, S(token_audience),
+	 "Required \"aud\" of access tokens."},
+	{"token_algorithms", CONFIG_STRING, "RS256,ES256", 0, 0, NULL, S(token_algorithms),
+	 "Accepted token signature algorithms (RS, PS, ES with 256, 384, 512)."},
+	{"token_owner_claim", CONFIG_STRING, "sub", 0, 0, NULL, S(token_owner_claim),
+	 "Token claim that names the user who owns the jobs."},
+	{"token_scope", CONFIG_STRING, "", 0, 0, NULL, S(token_scope),
+	 "Scope a token must carry (empty: none)."},
+	{"token_skew", CONFIG_DURATION, "60s", 0, TOKEN_SKEW_MAX_MS, NULL, S(token_skew_ms),
+	 "Clock skew allowed on exp, nbf and iat."},
+	{"route_key_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(route_key),
+	 "Secret (32 bytes or more) that authenticates public job ids; the same on every gateway."},
+	{"route_key_old_file", CONFIG_SECRET, "", 0, 0, NULL, S(route_key_old),
+	 "The previous route key, still accepted during a key rotation."},
+	{"server_secret_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(server_secret),
+	 "Bearer secret the gateway presents to data-center servers (their gateway_secret_file)."},
+	{"server_ca_file", CONFIG_PATH, "", 0, 0, NULL, S(server_ca_file),
+	 "PEM CA for https:// server URLs (empty: the system's CAs)."},
+	{"server_cert_file", CONFIG_PATH, "", 0, 0, NULL, S(server_cert_file),
+	 "PEM client certificate for servers that require mTLS."},
+	{"server_key_file", CONFIG_PATH, "", 0, 0, NULL, S(server_key_file),
+	 "PEM private key of server_cert_file."},
+	{"redis_host", CONFIG_STRING, "127.0.0.1", 0, 0, NULL, S(redis_host),
+	 "Redis address (an IP literal: no name lookups in the event loop)."},
+	{"redis_port", CONFIG_INT, "6379", 1, 65535, NULL, S(redis_port), "Redis port."},
+	{"redis_password_file", CONFIG_SECRET, "", 0, 0, NULL, S(redis_password),
+	 "File with the Redis password (empty: no AUTH)."},
+	{"redis_timeout", CONFIG_DURATION, "200ms", 10, 60000, NULL, S(redis_timeout_ms),
+	 "Deadline of every Redis command and connection attempt."},
+	{"pool_refresh", CONFIG_DURATION, "500ms", 50, 60000, NULL, S(pool_refresh_ms),
+	 "How often each worker reads the server pool from Redis."},
+	{"pool_stale", CONFIG_DURATION, "3s", 100, DAY_MS, NULL, S(pool_stale_ms),
+	 "A server whose last heartbeat is older than this gets no new jobs."},
+	{"down_mark", CONFIG_DURATION, "5s", 100, DAY_MS, NULL, S(down_mark_ms),
+	 "How long a server that refused or timed out a connection is skipped, by every gateway."},
+	{"snapshot_max_age", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(snapshot_max_age_ms),
+	 "While Redis is unreachable, the last pool snapshot serves new jobs for this long."},
+	{"max_job_size", CONFIG_SIZE, "4G", 1, 9007199254740991LL, NULL, S(max_job_size),
+	 "Largest job accepted (Tus-Max-Size)."},
+	{"max_url", CONFIG_INT, "1024", 64, 8192, NULL, S(max_url),
+	 "Longest request path accepted (414 beyond)."},
+	{"min_upload_rate", CONFIG_SIZE, "1K", 0, 1073741824, NULL, S(min_upload_rate),
+	 "Bytes per second a request body must average over rate_window (0: no minimum)."},
+	{"rate_window", CONFIG_DURATION, "30s", 1000, DAY_MS, NULL, S(rate_window_ms),
+	 "Window over which the minimum upload rate is measured."},
+	{"request_deadline", CONFIG_DURATION, "1h", 1000, 7 * DAY_MS, NULL,
+	 S(request_deadline_ms), "Absolute limit on one request, body included."},
+	{"connect_timeout", CONFIG_DURATION, "2s", 50, 600000, NULL, S(connect_timeout_ms),
+	 "Deadline for connecting to a data-center server (TCP and TLS)."},
+	{"answer_timeout", CONFIG_DURATION, "30s", 100, DAY_MS, NULL, S(answer_timeout_ms),
+	 "Deadline for a server's answer after a request's last byte (504 beyond)."},
+	{"uploads_per_user", CONFIG_INT, "32", 0, 1000000, NULL, S(uploads_per_user),
+	 "Concurrent requests carrying job bytes per user in this gateway (0: no limit)."},
+	{"authfail_limit", CONFIG_INT, "10", 0, 1000000, NULL, S(authfail_limit),
+	 "Failed authentications per address or user within authfail_window before 429 (0: off)."},
+	{"authfail_window", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(authfail_window_ms),
+	 "Window of the failed-authentication limit."},
+	{"idempotency_ttl", CONFIG_DURATION, "168h", 60000, 3650 * DAY_MS, NULL,
+	 S(idempotency_ttl_ms),
+	 "Life of the client-job-id records in Redis (the servers' committed retention)."},
+	{"job_record_ttl", CONFIG_DURATION, "192h", 60000, 3650 * DAY_MS, NULL,
+	 S(job_record_ttl_ms), "Life of the advisory fsg:job records in Redis."},
+	{"retry_after", CONFIG_DURATION, "5s", 1000, DAY_MS, NULL, S(retry_after_ms),
+	 "Retry-After sent with 503 no-server-available."},
+	{"drain_grace", CONFIG_DURATION, "30s", 0, DAY_MS, NULL, S(drain_grace_ms),
+	 "On SIGTERM, how long uploads in progress may still finish."},
+	{"log_level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", S(log_level),
+	 "Least important log level written."},
+};
+
+#define SETTINGS_N (sizeof(settings_table) / sizeof(settings_table[0]))
+
+/* Checks what the table cannot express. Returns 0, or -1 with the reason on stderr. */
+static int settings_check(const struct settings *st)
+{
+	if (strlen(st->route_key) < ROUTE_KEY_MIN || (st->route_key_old[0] &&
+						      strlen(st->route_key_old) < ROUTE_KEY_MIN)) {
+		fprintf(stderr, "fs-gateway: route_key_file: key shorter than %d bytes\n",
+			ROUTE_KEY_MIN);
+		return -1;
+	}
+	if (strlen(st->server_secret) < SECRET_MIN) {
+		fprintf(stderr, "fs-gateway: server_secret_file: secret shorter than %d bytes\n",
+			SECRET_MIN);
+		return -1;
+	}
+	if (st->client_certificates != CLIENT_CERTS_OFF && !st->tls_client_ca[0]) {
+		fprintf(stderr, "fs-gateway: client_certificates: needs tls_client_ca_file\n");
+		return -1;
+	}
+	if (!st->server_cert_file[0] != !st->server_key_file[0]) {
+		fprintf(stderr, "fs-gateway: server_cert_file and server_key_file go together\n");
+		return -1;
+	}
+	if (st->max_job_size > TUS_SIZE_LIMIT) {
+		fprintf(stderr, "fs-gateway: max_job_size: above %" PRIu64 "\n", TUS_SIZE_LIMIT);
+		return -1;
+	}
+	return 0;
+}
+
+static void sha1_hex(const char *text, char out[41])
+{
+	unsigned char md[SHA_DIGEST_LENGTH];
+	int i;
+
+	SHA1((const unsigned char *)text, strlen(text), md);
+	for (i = 0; i < SHA_DIGEST_LENGTH; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* Waits for SIGTERM or SIGINT. */
+static void serve(const sigset_t *set)
+{
+	for (;;) {
+		int sig = sigwaitinfo(set, NULL);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			return;
+		if (sig == SIGHUP)
+			log_info("gateway.signal", "SIGHUP ignored: restart to change settings");
+	}
+}
+
+/* Stops new jobs and /readyz, then waits up to grace for uploads in progress. */
+static void drain(struct gateway_env *env, int64_t grace)
+{
+	int64_t deadline = clock_mono_ms() + grace;
+
+	atomic_store(&env->draining, 1);
+	log_info("gateway.drain", "draining: %" PRId64 " uploads in progress, grace %" PRId64 " ms",
+		 metrics_gauge_get(METRICS_ACTIVE_UPLOADS), grace);
+	while (metrics_gauge_get(METRICS_ACTIVE_UPLOADS) > 0 && clock_mono_ms() < deadline)
+		clock_sleep_ms(100);
+	if (metrics_gauge_get(METRICS_ACTIVE_UPLOADS) > 0)
+		log_warn("gateway.drain", "grace over with %" PRId64 " uploads in progress; clients "
+			 "resume them", metrics_gauge_get(METRICS_ACTIVE_UPLOADS));
+}
+
+int main(int argc, char **argv)
+{
+	struct settings st = {0};
+	struct gateway_env env;
+	struct token_config tc;
+	struct token_verifier *tokens = NULL;
+	struct limits_config lc;
+	struct worker *workers = NULL;
+	char err[256];
+	sigset_t set;
+	int64_t w, started = 0;
+	int rc;
+
+	/* The settings reference in docs/gateway.md is this output; a test keeps them equal. */
+	if (argc == 2 && strcmp(argv[1], "--settings-markdown") == 0) {
+		config_write_markdown(settings_table, SETTINGS_N, "FSG_GATEWAY", stdout);
+		return 0;
+	}
+	rc = config_load(settings_table, SETTINGS_N, "FSG_GATEWAY", "fs-gateway",
+			 FS_GATEWAY_VERSION, argc, argv, &st, stdout, stderr);
+	if (rc != 0) {
+		config_free(settings_table, SETTINGS_N, &st);
+		return rc == 1 ? 0 : 2;
+	}
+	if (settings_check(&st)) {
+		config_free(settings_table, SETTINGS_N, &st);
+		return 2;
+	}
+	tc = (struct token_config){.jwks_json = st.jwks,
+				   .algorithms = st.token_algorithms,
+				   .issuer = st.token_issuer,
+				   .audience = st.token_audience,
+				   .owner_claim = st.token_owner_claim,
+				   .required_scope = st.token_scope,
+				   .skew_ms = st.token_skew_ms};
+	tokens = token_verifier_new(&tc, err, sizeof(err));
+	if (!tokens) {
+		fprintf(stderr, "fs-gateway: jwks_file/token settings: %s\n", err);
+		config_free(settings_table, SETTINGS_N, &st);
+		return 2;
+	}
+	log_init((enum log_level)st.log_level, 2);
+	memset(&env, 0, sizeof(env));
+
+	/* Signals are taken by sigwaitinfo here only; the workers start with them blocked. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = 1;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		log_error("gateway.start", "curl_global_init failed");
+		goto out;
+	}
+
+	lc = (struct limits_config){.authfail_limit = (uint64_t)st.authfail_limit,
+				    .authfail_window_ms = st.authfail_window_ms,
+				    .uploads_per_user = (unsigned)st.uploads_per_user};
+	env.limits = limits_new(&lc);
+	if (!env.limits)
+		goto out;
+	env.admit = (struct admit_config){
+		.tokens = tokens,
+		.route_key = (const unsigned char *)st.route_key,
+		.route_key_len = strlen(st.route_key),
+		.route_key_old = st.route_key_old[0] ? (const unsigned char *)st.route_key_old
+						     : NULL,
+		.route_key_old_len = strlen(st.route_key_old),
+		.max_job_bytes = st.max_job_size,
+		.max_url = (size_t)st.max_url};
+	env.ingress = (struct ingress_config){
+		.bind = st.listen_address,
+		.port = (int)st.port,
+		.reuse_port = 1,
+		.connection_limit = (unsigned)((st.connection_limit + st.workers - 1) / st.workers),
+		.per_ip_limit = (unsigned)st.per_address_connections,
+		.connection_memory = (size_t)st.connection_memory,
+		.idle_timeout_s = (unsigned)((st.idle_timeout_ms + 999) / 1000),
+		.tls_cert_pem = st.tls_cert,
+		.tls_key_pem = st.tls_key,
+		.tls_trust_pem = st.client_certificates != CLIENT_CERTS_OFF ? st.tls_client_ca
+									   : NULL,
+		.tls_priorities = st.tls_priorities};
+	env.client_certs = (enum gateway_client_certs)st.client_certificates;
+	env.redis = (struct rasync_config){.host = st.redis_host,
+					   .port = (int)st.redis_port,
+					   .password = st.redis_password[0] ? st.redis_password
+									    : NULL,
+					   .timeout_ms = st.redis_timeout_ms,
+					   .retry_ms = 500};
+	env.pool = (struct pool_config){.stale_ms = st.pool_stale_ms, .down_ms = st.down_mark_ms};
+	env.server_secret = st.server_secret;
+	env.server_ca_file = st.server_ca_file;
+	env.server_cert_file = st.server_cert_file;
+	env.server_key_file = st.server_key_file;
+	env.connect_timeout_ms = st.connect_timeout_ms;
+	env.answer_timeout_ms = st.answer_timeout_ms;
+	env.min_rate = (int64_t)st.min_upload_rate;
+	env.rate_window_ms = st.rate_window_ms;
+	env.request_deadline_ms = st.request_deadline_ms;
+	env.pool_refresh_ms = st.pool_refresh_ms;
+	env.snapshot_max_age_ms = st.snapshot_max_age_ms;
+	env.idem_ttl_ms = st.idempotency_ttl_ms;
+	env.job_ttl_ms = st.job_record_ttl_ms;
+	env.authfail_window_ms = st.authfail_window_ms;
+	env.retry_after_s = (st.retry_after_ms + 999) / 1000;
+	sha1_hex(RKEY_SEQ_NEXT_LUA, env.seq_sha);
+
+	workers = calloc((size_t)st.workers, sizeof(*workers));
+	if (!workers)
+		goto out;
+	for (w = 0; w < st.workers; w++) {
+		if (worker_init(&workers[w], &env, (unsigned)w))
+			goto out;
+		started = w + 1;
+	}
+	for (w = 0; w < st.workers; w++)
+		if (worker_run(&workers[w]))
+			goto out;
+	log_info("gateway.start", "fs-gateway %s listening on %s port %d with %" PRId64
+		 " workers", FS_GATEWAY_VERSION, st.listen_address,
+		 ingress_port(workers[0].in), st.workers);
+	serve(&set);
+	drain(&env, st.drain_grace_ms);
+	rc = 0;
+out:
+	for (w = 0; w < started; w++)
+		worker_stop(&workers[w]);
+	for (w = 0; w < started; w++)
+		worker_free(&workers[w]);
+	free(workers);
+	limits_free(env.limits);
+	token_verifier_free(tokens);
+	curl_global_cleanup();
+	log_info("gateway.stop", "fs-gateway stopped");
+	config_free(settings_table, SETTINGS_N, &st);
+	return rc;
+}
