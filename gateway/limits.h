@@ -17,8 +17,9 @@ struct limits_config {
 	uint64_t authfail_limit;    /* failures within the window that block (0: never block) */
 	int64_t authfail_window_ms; /* > 0 */
 	unsigned uploads_per_user;  /* concurrent uploads per owner (0: no limit) */
-	size_t authfail_slots;      /* remembered keys (0: 65536); a full table forgets the
-				       entries whose window ends first */
+	size_t authfail_slots;      /* remembered keys (0: 65536), in sets of 4 chosen by a keyed
+				       hash: a full set forgets the entry whose window ends
+				       first */
 };
 
 struct limits;
@@ -35,7 +36,7 @@ int64_t limits_authfail_blocked(struct limits *l, const char *key, int64_t now_m
 /*
  * Remembers count for key, as a Redis INCR just returned it; ttl_ms is the key's remaining
  * life (PTTL; <= 0: a full window from now). A lower count than remembered within the same
- * window is ignored (replies can arrive out of order).
+ * window is ignored (replies can arrive out of order), except 1: Redis started a new window.
  */
 void limits_authfail_note(struct limits *l, const char *key, uint64_t count, int64_t ttl_ms,
 			  int64_t now_ms);

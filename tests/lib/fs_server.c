@@ -62,13 +62,27 @@ static int launch(struct fs_server *s)
 
 struct fs_server *fs_server_start(int redis_port, const char *extra_config)
 {
-	struct fs_server *s = calloc(1, sizeof(*s));
+	return fs_server_start_id(redis_port, "dc1", extra_config);
+}
+
+struct fs_server *fs_server_start_id(int redis_port, const char *server_id,
+				     const char *extra_config)
+{
+	struct fs_server *s;
 	char *conf = NULL;
 
+	/* fs-server checks the id itself; here it only has to fit and stay on its config line */
+	if (!server_id || !server_id[0] || strlen(server_id) >= sizeof(s->id) ||
+	    strpbrk(server_id, "\r\n")) {
+		fprintf(stderr, "fs_server_start_id: bad server id\n");
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->pid = -1;
 	s->redis_port = redis_port;
+	snprintf(s->id, sizeof(s->id), "%s", server_id);
 	s->dir = proc_tempdir("server");
 	if (!s->dir)
 		goto fail;
@@ -81,7 +95,7 @@ struct fs_server *fs_server_start(int redis_port, const char *extra_config)
 		if (asprintf(&conf,
 			     "spool_dir = spool\n"
 			     "port = %d\n"
-			     "server_id = dc1\n"
+			     "server_id = %s\n"
 			     "url = %s\n"
 			     "gateway_secret_file = gateway.secret\n"
 			     "release_secret_file = release.secret\n"
@@ -90,7 +104,8 @@ struct fs_server *fs_server_start(int redis_port, const char *extra_config)
 			     "min_free = 0\n"
 			     "log_level = debug\n"
 			     "%s",
-			     s->port, s->url, redis_port, extra_config ? extra_config : "") == -1) {
+			     s->port, s->id, s->url, redis_port,
+			     extra_config ? extra_config : "") == -1) {
 			conf = NULL;
 			goto fail;
 		}

@@ -11,6 +11,7 @@ struct fs_server {
 	pid_t pid;
 	int port;
 	int redis_port;
+	char id[33];   /* server id, as in the pool: "dc1" unless started with fs_server_start_id */
 	char *dir;     /* temp dir: spool/, secrets, server.conf, server.log */
 	char url[64];  /* http://127.0.0.1:port */
 };
@@ -22,6 +23,13 @@ struct fs_server {
  * the CA with http_client_tls first). Returns NULL with the reason on stderr.
  */
 struct fs_server *fs_server_start(int redis_port, const char *extra_config);
+
+/*
+ * As fs_server_start with server id server_id (1..32 of [a-z0-9-]), so that one Redis can hold
+ * several servers of a pool ("dc1", "dc2", ...).
+ */
+struct fs_server *fs_server_start_id(int redis_port, const char *server_id,
+				     const char *extra_config);
 
 /* Starts it again in the same directory and port (after fs_server_kill or _stop). 0 or -1. */
 int fs_server_restart(struct fs_server *s);

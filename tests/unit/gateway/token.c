@@ -4,18 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjose/cjose.h>
-#include <openssl/bio.h>
-#include <openssl/core_names.h>
-#include <openssl/ec.h>
+#include <jansson.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/pem.h>
-#include <openssl/rsa.h>
 
 #include "gateway/token.h"
-#include "proto/base64.h"
+#include "tests/lib/jwt.h"
+#include "tests/lib/proc.h"
 
 #define NOW_MS	INT64_C(1800000000000) /* 2027-01-15T08:00:00Z; every token is dated from it */
 #define SKEW_MS 60000
@@ -37,69 +35,28 @@ struct keys {
 	EVP_PKEY *ec384; /* P-384, "ec384" */
 	EVP_PKEY *other; /* RSA, in no JWKS: the attacker's key */
 	char *jwk_rsa1, *jwk_ec1, *jwk_ec384, *jwk_rsa1_rs384, *jwk_other;
-	char *jwks; /* the main key set */
+	char *pem_rsa1; /* rsa1's public key PEM: the HS256 key-confusion secret */
+	char *jwks;	/* the main key set */
 	struct token_verifier *v;
 };
 
 static struct keys K;
 
-static char *b64u(const unsigned char *in, size_t len)
+/* The public JWK of k (tests/lib/jwt), asserted to exist. */
+static char *jwk_json(EVP_PKEY *k, const char *kid, const char *extra)
 {
-	size_t cap = BASE64URL_ENCODED_LEN(len) + 1;
-	char *out = malloc(cap);
+	char *out = jwt_jwk(k, kid, extra);
 
 	cr_assert_not_null(out);
-	cr_assert_eq(base64url_encode(in, len, out, cap, NULL), PROTO_OK);
 	return out;
 }
 
-static char *bn_b64u(EVP_PKEY *k, const char *param, int pad)
+/* Unpadded base64url of len bytes, asserted to exist. */
+static char *b64u(const void *in, size_t len)
 {
-	BIGNUM *bn = NULL;
-	unsigned char buf[1024];
-	int n;
-
-	cr_assert(EVP_PKEY_get_bn_param(k, param, &bn));
-	n = pad ? BN_bn2binpad(bn, buf, pad) : BN_bn2bin(bn, buf);
-	cr_assert_gt(n, 0);
-	BN_free(bn);
-	return b64u(buf, (size_t)n);
-}
-
-static int ec_coord(EVP_PKEY *k)
-{
-	return (EVP_PKEY_get_bits(k) + 7) / 8;
-}
-
-/* The public JWK of k with this kid (NULL: none) and extra members appended (",..."). */
-static char *jwk_json(EVP_PKEY *k, const char *kid, const char *extra)
-{
-	char *out = malloc(4096), kidm[256] = "";
+	char *out = jwt_b64url(in, len);
 
 	cr_assert_not_null(out);
-	if (kid)
-		snprintf(kidm, sizeof(kidm), ",\"kid\":\"%s\"", kid);
-	if (EVP_PKEY_is_a(k, "RSA")) {
-		char *n = bn_b64u(k, OSSL_PKEY_PARAM_RSA_N, 0);
-		char *e = bn_b64u(k, OSSL_PKEY_PARAM_RSA_E, 0);
-
-		snprintf(out, 4096, "{\"kty\":\"RSA\"%s,\"n\":\"%s\",\"e\":\"%s\"%s}", kidm, n, e,
-			 extra ? extra : "");
-		free(n);
-		free(e);
-	} else {
-		int c = ec_coord(k);
-		char *x = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_X, c);
-		char *y = bn_b64u(k, OSSL_PKEY_PARAM_EC_PUB_Y, c);
-
-		snprintf(out, 4096, "{\"kty\":\"EC\",\"crv\":\"%s\"%s,\"x\":\"%s\",\"y\":\"%s\"%s}",
-			 c == 32   ? "P-256"
-			 : c == 48 ? "P-384"
-				   : "P-521",
-			 kidm, x, y, extra ? extra : "");
-		free(x);
-		free(y);
-	}
 	return out;
 }
 
@@ -137,6 +94,8 @@ static void keys_setup(void)
 	K.jwk_ec384 = jwk_json(K.ec384, "ec384", NULL);
 	K.jwk_rsa1_rs384 = jwk_json(K.rsa1, "rsa1-rs384", ",\"alg\":\"RS384\",\"use\":\"sig\"");
 	K.jwk_other = jwk_json(K.other, "attacker", NULL);
+	K.pem_rsa1 = jwt_public_pem(K.rsa1, NULL);
+	cr_assert_not_null(K.pem_rsa1);
 	snprintf(jwks, sizeof(jwks), "{\"keys\":[%s,%s,%s,%s]}", K.jwk_rsa1, K.jwk_ec1, K.jwk_ec384,
 		 K.jwk_rsa1_rs384);
 	K.jwks = strdup(jwks);
@@ -155,6 +114,7 @@ static void keys_teardown(void)
 	free(K.jwk_ec384);
 	free(K.jwk_rsa1_rs384);
 	free(K.jwk_other);
+	free(K.pem_rsa1);
 	free(K.jwks);
 }
 
@@ -184,80 +144,41 @@ enum mutation {
 	MUT_PAYLOAD_SWAP, /* payload replaced after signing (sub: mallory) */
 };
 
+/* Signs in with the key or secret s names (tests/lib/jwt); sig holds 1100 bytes. */
 static size_t sign(enum signer s, const char *in, size_t len, unsigned char *sig)
 {
-	EVP_PKEY *k = NULL;
-	const EVP_MD *md = EVP_sha256();
-	EVP_MD_CTX *ctx;
-	EVP_PKEY_CTX *pctx = NULL;
-	unsigned char der[512];
-	size_t der_len = sizeof(der), out = 0;
-	int pss = 0;
+	struct jwt_signer js = {.alg = "RS256", .key = K.rsa1};
+	int n;
 
 	switch (s) {
-	case SIG_RS256: k = K.rsa1; break;
-	case SIG_RS384:
-		k = K.rsa1;
-		md = EVP_sha384();
+	case SIG_RS256: break;
+	case SIG_RS384: js.alg = "RS384"; break;
+	case SIG_PS256: js.alg = "PS256"; break;
+	case SIG_ES256:
+		js.alg = "ES256";
+		js.key = K.ec1;
 		break;
-	case SIG_PS256:
-		k = K.rsa1;
-		pss = 1;
-		break;
-	case SIG_ES256: k = K.ec1; break;
 	case SIG_ES384:
-		k = K.ec384;
-		md = EVP_sha384();
+		js.alg = "ES384";
+		js.key = K.ec384;
 		break;
-	case SIG_OTHER: k = K.other; break;
+	case SIG_OTHER: js.key = K.other; break;
 	case SIG_HS_PEM:
-	case SIG_HS_JWK: {
-		BIO *bio = BIO_new(BIO_s_mem());
-		char *secret;
-		long secret_len;
-		unsigned int mac_len = 0;
-
-		cr_assert_not_null(bio);
-		if (s == SIG_HS_PEM)
-			cr_assert(PEM_write_bio_PUBKEY(bio, K.rsa1));
-		else
-			cr_assert_gt(BIO_puts(bio, K.jwk_rsa1), 0);
-		secret_len = BIO_get_mem_data(bio, &secret);
-		cr_assert(HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)in,
-			       len, sig, &mac_len));
-		BIO_free(bio);
-		return mac_len;
+		js.alg = "HS256";
+		js.secret = K.pem_rsa1;
+		js.secret_len = strlen(K.pem_rsa1);
+		break;
+	case SIG_HS_JWK:
+		js.alg = "HS256";
+		js.secret = K.jwk_rsa1;
+		js.secret_len = strlen(K.jwk_rsa1);
+		break;
+	case SIG_EMPTY: js.alg = "none"; break;
 	}
-	case SIG_EMPTY: return 0;
-	}
-	ctx = EVP_MD_CTX_new();
-	cr_assert_not_null(ctx);
-	cr_assert_eq(EVP_DigestSignInit(ctx, &pctx, md, NULL, k), 1);
-	if (pss) {
-		cr_assert_gt(EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING), 0);
-		cr_assert_gt(EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST), 0);
-	}
-	if (EVP_PKEY_is_a(k, "RSA")) {
-		out = 1024;
-		cr_assert_eq(EVP_DigestSign(ctx, sig, &out, (const unsigned char *)in, len), 1);
-	} else {
-		/* JWS wants R || S, each the coordinate size; OpenSSL gives DER */
-		const unsigned char *p = der;
-		const BIGNUM *r, *ss;
-		ECDSA_SIG *es;
-		int c = ec_coord(k);
-
-		cr_assert_eq(EVP_DigestSign(ctx, der, &der_len, (const unsigned char *)in, len), 1);
-		es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
-		cr_assert_not_null(es);
-		ECDSA_SIG_get0(es, &r, &ss);
-		cr_assert_eq(BN_bn2binpad(r, sig, c), c);
-		cr_assert_eq(BN_bn2binpad(ss, sig + c, c), c);
-		ECDSA_SIG_free(es);
-		out = (size_t)(2 * c);
-	}
-	EVP_MD_CTX_free(ctx);
-	return out;
+	/* one byte spare: MUT_SIG_APPEND adds one */
+	n = jwt_sign(&js, in, len, sig, 1099);
+	cr_assert_geq(n, 0, "jwt_sign %s", js.alg);
+	return (size_t)n;
 }
 
 /* header.payload.signature, each part base64url of the given bytes. Caller frees. */
@@ -313,6 +234,17 @@ static char *bearer(const char *tok)
 	cr_assert_not_null(a);
 	sprintf(a, "Bearer %s", tok);
 	return a;
+}
+
+/* Verifies tok as a Bearer value at NOW_MS. */
+static enum token_result check_auth(const struct token_verifier *v, const char *tok, char *owner,
+				    size_t *owner_len)
+{
+	char *auth = bearer(tok);
+	enum token_result r = token_verify(v, auth, strlen(auth), NOW_MS, owner, owner_len);
+
+	free(auth);
+	return r;
 }
 
 struct tok_case {
@@ -1183,10 +1115,12 @@ Test(token, verifier_config)
 {
 	EVP_PKEY *rsa1024 = EVP_RSA_gen(1024), *rsa_again = EVP_RSA_gen(2048);
 	char *jwk[J_COUNT] = {0};
-	char *n = bn_b64u(K.rsa1, OSSL_PKEY_PARAM_RSA_N, 0);
+	json_t *rsa1 = json_loads(K.jwk_rsa1, 0, NULL);
+	const char *n = json_string_value(json_object_get(rsa1, "n")); /* rsa1's modulus */
 	char buf[4096];
 
 	cr_assert(rsa1024 && rsa_again);
+	cr_assert_not_null(n);
 	jwk[J_RSA1] = strdup(K.jwk_rsa1);
 	jwk[J_EC1] = strdup(K.jwk_ec1);
 	jwk[J_RSA1_AGAIN] = jwk_json(rsa_again, "rsa1", NULL);
@@ -1286,7 +1220,7 @@ Test(token, verifier_config)
 	token_verifier_free(NULL);
 	for (size_t i = 0; i < J_COUNT; i++)
 		free(jwk[i]);
-	free(n);
+	json_decref(rsa1);
 	EVP_PKEY_free(rsa1024);
 	EVP_PKEY_free(rsa_again);
 }
@@ -1304,6 +1238,127 @@ Test(token, result_names)
 	cr_expect_str_eq(token_result_name(TOKEN_OK), "ok");
 	cr_expect_str_eq(token_result_name(TOKEN_SIGNATURE), "signature");
 	cr_expect_str_eq(token_result_name((enum token_result)14), "unknown");
+}
+
+/* What tests/lib/jwt's one-call tokens (jwt_mint_claims) get from a verifier of its JWKS. */
+struct lib_case {
+	const char *name;
+	const char *kid;
+	const char *alg;
+	const char *iss;
+	const char *aud;
+	const char *sub;
+	int64_t iat, nbf, exp; /* seconds; JWT_NO_TIME: left out */
+	enum token_result want;
+};
+
+#define T0 INT64_C(1800000000) /* NOW_MS in seconds */
+
+static const struct lib_case lib_cases[] = {
+	{"RS256", "r1", "RS256", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_OK},
+	{"ES256", "e1", "ES256", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_OK},
+	{"no iat, no nbf", "r1", "RS256", ISS, AUD, "alice", JWT_NO_TIME, JWT_NO_TIME, T0 + 60,
+	 TOKEN_OK},
+	{"HS256 keyed with the RSA PEM", "r1", "HS256", ISS, AUD, "alice", T0, T0, T0 + 60,
+	 TOKEN_ALG},
+	{"none", "r1", "none", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_ALG},
+	{"RS256 naming the EC key", "e1", "RS256", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_KID},
+	{"no kid", NULL, "RS256", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_MALFORMED},
+	{"unknown kid", "r2", "RS256", ISS, AUD, "alice", T0, T0, T0 + 60, TOKEN_KID},
+	{"other issuer", "r1", "RS256", "https://evil.example/", AUD, "alice", T0, T0, T0 + 60,
+	 TOKEN_ISSUER},
+	{"no issuer", "r1", "RS256", NULL, AUD, "alice", T0, T0, T0 + 60, TOKEN_ISSUER},
+	{"other audience", "e1", "ES256", ISS, "other", "alice", T0, T0, T0 + 60, TOKEN_AUDIENCE},
+	{"no subject", "r1", "RS256", ISS, AUD, NULL, T0, T0, T0 + 60, TOKEN_OWNER},
+	{"expired", "r1", "RS256", ISS, AUD, "alice", T0 - 120, T0 - 120, T0 - 61, TOKEN_EXPIRED},
+	{"no exp", "r1", "RS256", ISS, AUD, "alice", T0, T0, JWT_NO_TIME, TOKEN_EXPIRED},
+	{"nbf ahead", "r1", "RS256", ISS, AUD, "alice", T0, T0 + 61, T0 + 120, TOKEN_NOT_YET},
+	{"iat ahead", "e1", "ES256", ISS, AUD, "alice", T0 + 61, JWT_NO_TIME, T0 + 120,
+	 TOKEN_NOT_YET},
+};
+
+Test(token, test_library_tokens)
+{
+	struct jwt_keys *k = jwt_keys_new("r1", "e1");
+	struct jwt_signer rs, es, none = {.alg = "none"};
+	char *jwks, *tok, *dir, *text, *pem, owner[OWNER_MAX + 1];
+	char jwks_path[4096], key_path[4096];
+	struct token_verifier *v;
+	size_t owner_len, pem_len = 0;
+	struct stat st;
+	EVP_PKEY *back;
+	FILE *f;
+
+	cr_assert_not_null(k);
+	jwks = jwt_keys_jwks(k);
+	cr_assert_not_null(jwks);
+	cr_expect(strstr(jwks, "\"alg\":\"RS256\"}") && strstr(jwks, "\"alg\":\"ES256\"") &&
+			  strstr(jwks, "\"use\":\"sig\"") && !strstr(jwks, "\"d\""),
+		  "%s", jwks);
+	v = verifier(jwks, "RS256,ES256", NULL, 0);
+	for (size_t i = 0; i < sizeof(lib_cases) / sizeof(lib_cases[0]); i++) {
+		const struct lib_case *c = &lib_cases[i];
+		enum token_result r;
+
+		tok = jwt_mint_claims(k, c->kid, c->alg, c->iss, c->aud, c->sub, c->iat, c->nbf,
+				      c->exp);
+		cr_assert_not_null(tok, "case %zu (%s)", i, c->name);
+		owner_len = 0;
+		r = check_auth(v, tok, owner, &owner_len);
+		cr_expect_eq(r, c->want, "case %zu (%s): %s, expected %s", i, c->name,
+			     token_result_name(r), token_result_name(c->want));
+		if (r == TOKEN_OK)
+			cr_expect_str_eq(owner, "alice", "case %zu (%s)", i, c->name);
+		free(tok);
+	}
+	cr_expect_null(jwt_mint_claims(k, "r1", "PS256", ISS, AUD, "alice", T0, T0, T0 + 60));
+
+	/* a flipped signature bit, for each key type; "none" has no bit to flip */
+	rs = (struct jwt_signer){.alg = "RS256", .key = k->rsa};
+	es = (struct jwt_signer){.alg = "ES256", .key = k->ec};
+	tok = jwt_mint(&rs, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", GOOD, JWT_MUT_NONE);
+	cr_expect_eq(check_auth(v, tok, owner, &owner_len), TOKEN_OK);
+	free(tok);
+	tok = jwt_mint(&rs, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", GOOD, JWT_MUT_SIG_FLIP);
+	cr_expect_eq(check_auth(v, tok, owner, &owner_len), TOKEN_SIGNATURE);
+	free(tok);
+	tok = jwt_mint(&es, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", GOOD, JWT_MUT_SIG_FLIP);
+	cr_expect_eq(check_auth(v, tok, owner, &owner_len), TOKEN_SIGNATURE);
+	free(tok);
+	cr_expect_null(jwt_mint(&none, "{\"alg\":\"none\"}", GOOD, JWT_MUT_SIG_FLIP));
+	/* a signer whose key does not fit its algorithm signs nothing */
+	es.key = k->rsa;
+	cr_expect_null(jwt_mint(&es, "{}", "{}", JWT_MUT_NONE));
+
+	/* the files: the JWKS as jwt_keys_jwks, the private key PEM readable by us alone */
+	dir = proc_tempdir("jwt");
+	cr_assert_not_null(dir);
+	snprintf(jwks_path, sizeof(jwks_path), "%s/jwks.json", dir);
+	snprintf(key_path, sizeof(key_path), "%s/key.pem", dir);
+	cr_assert_eq(jwt_keys_write_jwks(k, jwks_path), 0);
+	text = proc_read_file(jwks_path);
+	cr_expect_str_eq(text, jwks);
+	free(text);
+	cr_assert_eq(jwt_write_private_pem(k->rsa, key_path), 0);
+	cr_assert_eq(stat(key_path, &st), 0);
+	cr_expect_eq(st.st_mode & 07777, 0600);
+	f = fopen(key_path, "r");
+	cr_assert_not_null(f);
+	back = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	cr_assert_not_null(back);
+	cr_expect_eq(EVP_PKEY_eq(back, k->rsa), 1);
+	EVP_PKEY_free(back);
+	pem = jwt_public_pem(k->rsa, &pem_len);
+	cr_assert_not_null(pem);
+	cr_expect(strncmp(pem, "-----BEGIN PUBLIC KEY-----\n", 27) == 0, "%s", pem);
+	cr_expect_eq(pem_len, strlen(pem));
+	free(pem);
+	proc_rmtree(dir);
+	free(dir);
+	free(jwks);
+	token_verifier_free(v);
+	jwt_keys_free(k);
 }
 
 #define THREADS 4
