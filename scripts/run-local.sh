@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # run-local: installs what is missing, builds, and runs the local stack in the foreground:
-# Redis and one fs-server (the data-center server) on loopback, with fresh secrets.
-# fs-gateway and fs-client do not exist yet; the script says so. Ctrl-C stops everything.
+# Redis, two fs-servers (the data-center pool) and fs-gateway over HTTPS, all on loopback, with
+# a generated development certificate, development token signing key and fresh secrets.
+# It prints a working upload command (curl) with a token. Ctrl-C stops everything.
 # Usage: scripts/run-local.sh
-# Environment: FSG_REDIS_PORT (default 6390), FSG_SERVER_PORT (default 8480), FSG_BUILD_ROOT
+# Environment: FSG_REDIS_PORT (default 6390), FSG_SERVER_PORT (first server, default 8480; the
+# second takes the next port), FSG_GATEWAY_PORT (default 8443), FSG_BUILD_ROOT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +18,9 @@ bin=$(realpath "$root/local/bin")
 
 redis_port=${FSG_REDIS_PORT:-6390}
 server_port=${FSG_SERVER_PORT:-8480}
+gateway_port=${FSG_GATEWAY_PORT:-8443}
+issuer=https://idp.local.test
+audience=fs-gateway
 state=$(mktemp -d "${TMPDIR:-/tmp}/fsg-local-XXXXXX")
 pids=()
 cleanup() {
@@ -26,35 +31,72 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
-mkdir -p "$state/spool"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$state/gateway.secret"
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$state/release.secret"
-chmod 600 "$state"/*.secret
+secret() { head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$1"; chmod 600 "$1"; }
+secret "$state/gateway.secret"
+secret "$state/release.secret"
+secret "$state/route.key"
+# development TLS certificate for 127.0.0.1 and localhost (self-signed: curl gets --cacert)
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+	-keyout "$state/dev-tls.key" -out "$state/dev-tls.crt" -subj /CN=localhost \
+	-addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1
+# development token signing key and the JWKS the gateway trusts
+"$bin/fs-devtoken" keygen "$state" >/dev/null
 
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state" --save "" --appendonly no \
 	--protected-mode yes --daemonize no --loglevel warning &
 pids+=($!)
 
-missing=()
-for prog in fs-gateway fs-client; do
-	[ -x "$bin/$prog" ] || missing+=("$prog")
+for n in 1 2; do
+	port=$((server_port + n - 1))
+	mkdir -p "$state/server-$n/spool"
+	FSG_SERVER_SPOOL_DIR="$state/server-$n/spool" \
+	FSG_SERVER_PORT="$port" \
+	FSG_SERVER_SERVER_ID="local-$n" \
+	FSG_SERVER_URL="http://127.0.0.1:$port" \
+	FSG_SERVER_GATEWAY_SECRET_FILE="$state/gateway.secret" \
+	FSG_SERVER_RELEASE_SECRET_FILE="$state/release.secret" \
+	FSG_SERVER_REDIS_PORT="$redis_port" \
+		"$bin/fs-server" &
+	pids+=($!)
 done
+
+FSG_GATEWAY_LISTEN_ADDRESS=127.0.0.1 \
+FSG_GATEWAY_PORT="$gateway_port" \
+FSG_GATEWAY_TLS_CERT_FILE="$state/dev-tls.crt" \
+FSG_GATEWAY_TLS_KEY_FILE="$state/dev-tls.key" \
+FSG_GATEWAY_JWKS_FILE="$state/dev-jwks.json" \
+FSG_GATEWAY_TOKEN_ISSUER="$issuer" \
+FSG_GATEWAY_TOKEN_AUDIENCE="$audience" \
+FSG_GATEWAY_ROUTE_KEY_FILE="$state/route.key" \
+FSG_GATEWAY_SERVER_SECRET_FILE="$state/gateway.secret" \
+FSG_GATEWAY_REDIS_PORT="$redis_port" \
+	"$bin/fs-gateway" &
+pids+=($!)
+
+# wait until the gateway has read the pool (bounded: 10 s)
+for _ in $(seq 1 100); do
+	if curl -fsS --cacert "$state/dev-tls.crt" "https://127.0.0.1:$gateway_port/readyz" \
+		>/dev/null 2>&1; then
+		break
+	fi
+	sleep 0.1
+done
+
+token=$("$bin/fs-devtoken" mint --key="$state/dev-signing-key.pem" --kid=dev-1 \
+	--issuer="$issuer" --audience="$audience" --subject=alice --ttl=43200)
 cat <<MSG
+
 fs-gateway local stack (state in $state, removed on exit)
   redis-server  127.0.0.1:$redis_port
-  fs-server     http://127.0.0.1:$server_port  (server id local-1)
-                gateway secret: $state/gateway.secret
-                release secret: $state/release.secret
-  not built yet: ${missing[*]:-none}
+  fs-server     http://127.0.0.1:$server_port (local-1), http://127.0.0.1:$((server_port + 1)) (local-2)
+  fs-gateway    https://127.0.0.1:$gateway_port (development certificate $state/dev-tls.crt)
+  release secret: $state/release.secret
+
+Upload a file as user "alice" (token valid 12 h):
+  curl -sS --cacert $state/dev-tls.crt -T README.md \\
+    -H "Authorization: Bearer $token" \\
+    https://127.0.0.1:$gateway_port/v1/jobs/\$(cat /proc/sys/kernel/random/uuid)
+
 Running in the foreground; Ctrl-C stops it. Log lines follow.
 MSG
-FSG_SERVER_SPOOL_DIR="$state/spool" \
-FSG_SERVER_PORT="$server_port" \
-FSG_SERVER_SERVER_ID=local-1 \
-FSG_SERVER_URL="http://127.0.0.1:$server_port" \
-FSG_SERVER_GATEWAY_SECRET_FILE="$state/gateway.secret" \
-FSG_SERVER_RELEASE_SECRET_FILE="$state/release.secret" \
-FSG_SERVER_REDIS_PORT="$redis_port" \
-	"$bin/fs-server" &
-pids+=($!)
 wait -n "${pids[@]}"
