@@ -226,15 +226,19 @@ static int ingress_check(const struct ingress_config *cfg)
 		log_error("ingress.start", "port %d out of range", cfg->port);
 		return -1;
 	}
+	if (cfg->tls_cert_callback && (cfg->tls_cert_pem || cfg->tls_key_pem)) {
+		log_error("ingress.start", "TLS takes a PEM pair or a certificate callback, not both");
+		return -1;
+	}
 	if (!cfg->tls_cert_pem != !cfg->tls_key_pem) {
 		log_error("ingress.start", "TLS needs both a certificate and a key");
 		return -1;
 	}
-	if (cfg->tls_cert_pem && !cfg->tls_priorities) {
+	if ((cfg->tls_cert_pem || cfg->tls_cert_callback) && !cfg->tls_priorities) {
 		log_error("ingress.start", "TLS needs a priority string");
 		return -1;
 	}
-	if (!cfg->tls_cert_pem && cfg->tls_trust_pem) {
+	if (!cfg->tls_cert_pem && !cfg->tls_cert_callback && cfg->tls_trust_pem) {
 		log_error("ingress.start", "a client CA without a server certificate");
 		return -1;
 	}
@@ -269,10 +273,17 @@ struct ingress *ingress_start(struct loop *l, const struct ingress_config *cfg)
 			       (intptr_t)cfg->connection_memory, NULL);
 	if (cfg->reuse_port)
 		ingress_option(opts, &n, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL);
-	if (cfg->tls_cert_pem) {
+	if (cfg->tls_cert_pem || cfg->tls_cert_callback) {
 		flags |= MHD_USE_TLS;
-		ingress_option(opts, &n, MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)cfg->tls_cert_pem);
-		ingress_option(opts, &n, MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)cfg->tls_key_pem);
+		if (cfg->tls_cert_callback) {
+			ingress_option(opts, &n, MHD_OPTION_HTTPS_CERT_CALLBACK, 0,
+				       (void *)cfg->tls_cert_callback);
+		} else {
+			ingress_option(opts, &n, MHD_OPTION_HTTPS_MEM_CERT, 0,
+				       (void *)cfg->tls_cert_pem);
+			ingress_option(opts, &n, MHD_OPTION_HTTPS_MEM_KEY, 0,
+				       (void *)cfg->tls_key_pem);
+		}
 		ingress_option(opts, &n, MHD_OPTION_HTTPS_PRIORITIES, 0,
 			       (void *)cfg->tls_priorities);
 		if (cfg->tls_trust_pem)

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "gateway/loop.h"
@@ -24,6 +26,11 @@ struct ingress_config {
 	const char *tls_key_pem;
 	const char *tls_trust_pem;     /* client CA: MHD then asks clients for a certificate */
 	const char *tls_priorities;    /* GnuTLS priority string (required with TLS) */
+	/*
+	 * Instead of the PEM pair: a certificate callback run per handshake
+	 * (MHD_OPTION_HTTPS_CERT_CALLBACK), so certificates can change without a restart.
+	 */
+	gnutls_certificate_retrieve_function2 *tls_cert_callback;
 	MHD_AccessHandlerCallback handler;
 	void *handler_arg;
 	MHD_RequestCompletedCallback completed; /* may be NULL */

@@ -1,4 +1,5 @@
 /* fs-gateway: reads its settings, starts one worker per thread on the shared port, serves. */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include "common/config.h"
 #include "common/log.h"
 #include "common/tls.h"
+#include "gateway/certs.h"
 #include "gateway/metrics.h"
 #include "gateway/token.h"
 #include "gateway/worker.h"
@@ -26,6 +28,7 @@
 #define SECRET_MIN 32
 #define WORKERS_MAX 64
 #define DAY_MS (24LL * 3600 * 1000)
+#define PEM_MAX (1024 * 1024)
 
 struct settings {
 	char *listen_address;
@@ -95,9 +98,10 @@ static const struct config_setting settings_table[] = {
 	 "Memory pool per client connection (headers and the body read buffer)."},
 	{"idle_timeout", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(idle_timeout_ms),
 	 "A client connection with no traffic for this long is closed."},
-	{"tls_cert_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(tls_cert),
-	 "PEM certificate chain the gateway presents to clients."},
-	{"tls_key_file", CONFIG_SECRET, NULL, 0, 0, NULL, S(tls_key), "PEM private key of that certificate."},
+	{"tls_cert_file", CONFIG_PATH, NULL, 0, 0, NULL, S(tls_cert),
+	 "PEM certificate chain the gateway presents to clients (read again on SIGHUP)."},
+	{"tls_key_file", CONFIG_PATH, NULL, 0, 0, NULL, S(tls_key),
+	 "PEM private key of that certificate (read again on SIGHUP)."},
 	{"tls_priorities", CONFIG_STRING, FSG_TLS_PRIORITIES, 0, 0, NULL, S(tls_priorities),
 	 "GnuTLS priority string (default: TLS 1.3 and 1.2 with ECDHE and AEAD only)."},
 	{"client_certificates", CONFIG_ENUM, "off", 0, 0, "off|optional|required",
@@ -220,16 +224,67 @@ static void sha1_hex(const char *text, char out[41])
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
 
-/* Waits for SIGTERM or SIGINT. */
-static void serve(const sigset_t *set)
+/* A PEM file's text (at most 1 MiB), malloc'd; NULL with the reason in err. */
+static char *pem_read(const char *path, char *err, size_t cap)
 {
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t n;
+
+	if (!f) {
+		snprintf(err, cap, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf = malloc(PEM_MAX + 1);
+	n = buf ? fread(buf, 1, PEM_MAX + 1, f) : 0;
+	if (!buf || ferror(f) || n > PEM_MAX || memchr(buf, '\0', n)) {
+		snprintf(err, cap, "%s: %s", path, !buf ? "out of memory"
+						     : ferror(f) ? "read error"
+						     : n > PEM_MAX ? "larger than 1 MiB" : "not PEM text");
+		free(buf);
+		buf = NULL;
+	} else {
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Reads the certificate and key files and makes them current. 0, or -1 with err set. */
+static int tls_load(const struct settings *st, char *err, size_t cap)
+{
+	char *cert = pem_read(st->tls_cert, err, cap), *key = NULL;
+	int rc = -1;
+
+	if (cert)
+		key = pem_read(st->tls_key, err, cap);
+	if (cert && key)
+		rc = certs_load(cert, key, err, cap);
+	free(cert);
+	if (key) {
+		explicit_bzero(key, strlen(key));
+		free(key);
+	}
+	return rc;
+}
+
+/* Waits for SIGTERM or SIGINT; SIGHUP reloads the TLS certificate and key. */
+static void serve(const struct settings *st, const sigset_t *set)
+{
+	char err[256];
+
 	for (;;) {
 		int sig = sigwaitinfo(set, NULL);
 
 		if (sig == SIGTERM || sig == SIGINT)
 			return;
-		if (sig == SIGHUP)
-			log_info("gateway.signal", "SIGHUP ignored: restart to change settings");
+		if (sig != SIGHUP)
+			continue;
+		if (tls_load(st, err, sizeof(err)))
+			log_error("gateway.reload", "TLS certificate not reloaded, the old one stays: %s",
+				  err);
+		else
+			log_info("gateway.reload", "TLS certificate reloaded from %s", st->tls_cert);
 	}
 }
 
@@ -276,6 +331,11 @@ int main(int argc, char **argv)
 		config_free(settings_table, SETTINGS_N, &st);
 		return 2;
 	}
+	if (tls_load(&st, err, sizeof(err))) {
+		fprintf(stderr, "fs-gateway: tls_cert_file/tls_key_file: %s\n", err);
+		config_free(settings_table, SETTINGS_N, &st);
+		return 2;
+	}
 	tc = (struct token_config){.jwks_json = st.jwks,
 				   .algorithms = st.token_algorithms,
 				   .issuer = st.token_issuer,
@@ -286,6 +346,7 @@ int main(int argc, char **argv)
 	tokens = token_verifier_new(&tc, err, sizeof(err));
 	if (!tokens) {
 		fprintf(stderr, "fs-gateway: jwks_file/token settings: %s\n", err);
+		certs_free_all();
 		config_free(settings_table, SETTINGS_N, &st);
 		return 2;
 	}
@@ -328,8 +389,7 @@ int main(int argc, char **argv)
 		.per_ip_limit = (unsigned)st.per_address_connections,
 		.connection_memory = (size_t)st.connection_memory,
 		.idle_timeout_s = (unsigned)((st.idle_timeout_ms + 999) / 1000),
-		.tls_cert_pem = st.tls_cert,
-		.tls_key_pem = st.tls_key,
+		.tls_cert_callback = certs_retrieve,
 		.tls_trust_pem = st.client_certificates != CLIENT_CERTS_OFF ? st.tls_client_ca
 									   : NULL,
 		.tls_priorities = st.tls_priorities};
@@ -372,7 +432,7 @@ int main(int argc, char **argv)
 	log_info("gateway.start", "fs-gateway %s listening on %s port %d with %" PRId64
 		 " workers", FS_GATEWAY_VERSION, st.listen_address,
 		 ingress_port(workers[0].in), st.workers);
-	serve(&set);
+	serve(&st, &set);
 	drain(&env, st.drain_grace_ms);
 	rc = 0;
 out:
@@ -383,6 +443,7 @@ out:
 	free(workers);
 	limits_free(env.limits);
 	token_verifier_free(tokens);
+	certs_free_all();
 	curl_global_cleanup();
 	log_info("gateway.stop", "fs-gateway stopped");
 	config_free(settings_table, SETTINGS_N, &st);
