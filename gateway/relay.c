@@ -973,6 +973,9 @@ static int relay_failover(struct relay *r)
 		r->pool_counted = 0;
 	}
 	relay_create_pick(r);
+	/* no server left (503/507 set by the pick): wake the suspended client, or it hangs */
+	if (r->resp && !r->in_flight)
+		relay_ready(r);
 	return r->in_flight ? 0 : (r->resp ? 0 : -1);
 }
 
@@ -1411,8 +1414,13 @@ static enum MHD_Result relay_body(struct relay *r, const char *data, size_t *siz
 {
 	size_t n = *size, consumed;
 
-	if (r->phase == PHASE_HEADERS)
+	if (r->phase == PHASE_HEADERS) {
+		/* the minimum rate is measured from the first body byte on */
 		r->phase = PHASE_BODY;
+		r->window_ms = clock_mono_ms();
+		r->window_bytes = 0;
+		relay_arm(r);
+	}
 	if (r->resp) {
 		/* the answer is fixed (an early error): read and drop the rest, within reason */
 		r->discarded += n;
