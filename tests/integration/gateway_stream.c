@@ -34,11 +34,15 @@
 #endif
 
 #define BIG ((uint64_t)1 << 30)
-/* Gateway RSS growth allowed during the 1 GiB upload (ASan keeps freed memory quarantined). */
-#define BIG_RSS_GROWTH_KIB (UNDER_ASAN ? 65536 : 8192)
+/*
+ * Gateway RSS growth allowed during the 1 GiB upload, and the memory one held upload may cost
+ * on average. Under ASan memory figures say nothing about the program (freed memory sits in a
+ * 256 MiB quarantine, every allocation has redzones): there the tests check the bytes and the
+ * answers only, and print the figures.
+ */
+#define BIG_RSS_GROWTH_KIB 8192
 #define HELD 200
-/* Memory one held upload may cost the gateway, on average. */
-#define HELD_KIB_EACH (UNDER_ASAN ? 1024 : 160)
+#define HELD_KIB_EACH 160
 
 static struct redis_server *R;
 static struct fs_server *S1, *S2;
@@ -196,7 +200,8 @@ Test(gateway_stream, one_gib_over_tls, .init = stack_up, .fini = stack_down, .ti
 	fprintf(stderr, "gateway_stream: 1 GiB PUT over TLS in %" PRId64 " ms (%.0f MiB/s); "
 		"gateway RSS %ld KiB before, %ld KiB at most (+%ld KiB)\n", ms,
 		1024.0 * 1000 / (double)(ms ? ms : 1), base, smp.max_kib, smp.max_kib - base);
-	cr_assert_lt(smp.max_kib - base, BIG_RSS_GROWTH_KIB,
+	if (!UNDER_ASAN)
+		cr_assert_lt(smp.max_kib - base, BIG_RSS_GROWTH_KIB,
 		     "gateway RSS grew by %ld KiB during a 1 GiB upload", smp.max_kib - base);
 }
 
@@ -252,6 +257,19 @@ Test(gateway_stream, memory_per_held_upload, .init = stack_up, .fini = stack_dow
 	}
 	sleep(2); /* the gateway connects each to a server and relays what it got */
 	after = proc_rss_kib(G->pid);
+	{
+		/* every one of them is an upload in flight at the gateway */
+		struct http_reply m = {0};
+		char url[128];
+		const char *p;
+
+		snprintf(url, sizeof(url), "%s/metrics", G->url);
+		cr_assert_eq(http_request("GET", url, NULL, NULL, 0, &m), 0);
+		p = strstr(m.body, "\nfsg_gateway_active_uploads ");
+		cr_assert(p, "%s", m.body);
+		cr_assert_eq(atol(p + strlen("\nfsg_gateway_active_uploads ")), HELD);
+		http_reply_free(&m);
+	}
 	each = (after - base) / (HELD - 1);
 	fprintf(stderr, "gateway_stream: %d held uploads: RSS %ld -> %ld KiB, %ld KiB each\n", HELD,
 		base, after, each);
@@ -261,5 +279,6 @@ Test(gateway_stream, memory_per_held_upload, .init = stack_up, .fini = stack_dow
 	}
 	SSL_CTX_free(ctx);
 	free(auth);
-	cr_assert_lt(each, HELD_KIB_EACH, "each held upload costs %ld KiB", each);
+	if (!UNDER_ASAN)
+		cr_assert_lt(each, HELD_KIB_EACH, "each held upload costs %ld KiB", each);
 }
