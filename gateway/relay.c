@@ -348,7 +348,7 @@ static void relay_authfail_count(struct relay *r, const char *key)
 	const char *argv[8];
 	int64_t now = clock_unix_ms();
 
-	metrics_add(METRICS_AUTH_FAILURES, 1);
+	/* METRICS_AUTH_FAILURES is counted by the callers: one failure may count two keys */
 	ctx = calloc(1, sizeof(*ctx));
 	if (!ctx)
 		return;
@@ -415,6 +415,7 @@ static int relay_auth_limits(struct relay *r)
 	if (r->a.problem == PROBLEM_UNAUTHORIZED && r->a.token != TOKEN_MISSING) {
 		log_info("relay.auth_failed", "%s token %s user %s", r->addr,
 			 token_result_name(r->a.token), r->oh[0] ? r->oh : "-");
+		metrics_add(METRICS_AUTH_FAILURES, 1);
 		if (have_a)
 			relay_authfail_count(r, akey);
 		if (have_o)
@@ -1368,6 +1369,7 @@ static enum MHD_Result relay_first(struct worker *w, struct MHD_Connection *c, c
 			relay_problem(r, PROBLEM_CLIENT_CERTIFICATE,
 				      cert < 0 ? "the client certificate is not trusted"
 					       : "a client certificate is required");
+			metrics_add(METRICS_AUTH_FAILURES, 1);
 			if (rkey_authfail_addr(r->addr, akey, sizeof(akey)) == PROTO_OK)
 				relay_authfail_count(r, akey);
 			return relay_queue(r);
