@@ -646,8 +646,20 @@ static enum MHD_Result job_answer(struct http *h, struct MHD_Connection *c, stru
 	e = spool_get(h->spool, r->owner, r->id, &r->job);
 	if (e)
 		return send_problem(c, spool_problem(e), NULL, 0);
-	if (strcmp(r->method, "HEAD") == 0)
-		return send_upload(c, MHD_HTTP_OK, &r->job, 0, 0);
+	if (strcmp(r->method, "HEAD") == 0) {
+		/* HEAD also carries the canonical Upload-Metadata (PROTOCOL.md 8.3) */
+		struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL,
+									    MHD_RESPMEM_PERSISTENT);
+		char meta[META_HEADER_MAX + 1];
+
+		if (!resp)
+			return MHD_NO;
+		add_common(resp);
+		add_upload_headers(resp, &r->job);
+		if (meta_encode(&r->job.meta, meta, sizeof(meta), NULL) == PROTO_OK)
+			MHD_add_response_header(resp, "Upload-Metadata", meta);
+		return send_response(c, MHD_HTTP_OK, resp);
+	}
 	return send_json(c, MHD_HTTP_OK, job_json(&r->job, 0), NULL);
 }
 
