@@ -35,6 +35,7 @@ static int answers_ping(int port)
 	return ok;
 }
 
+/* Runs redis-server on r->port in r->dir and waits for PING. 0, or -1 with r->pid -1. */
 static int launch(struct redis_server *r)
 {
 	char port[16], log[4096];
@@ -42,9 +43,6 @@ static int launch(struct redis_server *r)
 			"--dir", r->dir, "--save", "", "--appendonly", "no",
 			"--protected-mode", "yes", "--daemonize", "no", NULL};
 
-	r->port = proc_free_port();
-	if (r->port == -1)
-		return -1;
 	snprintf(port, sizeof(port), "%d", r->port);
 	snprintf(log, sizeof(log), "%s/redis.log", r->dir);
 	r->pid = proc_start(argv, log);
@@ -76,9 +74,11 @@ struct redis_server *redis_server_start(void)
 	r->dir = proc_tempdir("redis");
 	if (!r->dir)
 		goto fail;
-	for (int attempt = 0; attempt < 5; attempt++)
-		if (launch(r) == 0)
+	for (int attempt = 0; attempt < 5; attempt++) {
+		r->port = proc_free_port();
+		if (r->port != -1 && launch(r) == 0)
 			return r;
+	}
 	fprintf(stderr, "redis_server_start: redis-server did not come up; see %s/redis.log\n",
 		r->dir);
 fail:
@@ -99,6 +99,25 @@ pid_t redis_server_pid(const struct redis_server *r)
 const char *redis_server_dir(const struct redis_server *r)
 {
 	return r->dir;
+}
+
+int redis_server_restart(struct redis_server *r)
+{
+	/* a process still running is stopped first; one already stopped was reaped by then */
+	if (r->pid > 0 && proc_running(r->pid, NULL))
+		proc_stop(r->pid, 5000);
+	r->pid = -1;
+	/* the port was ours a moment ago; retry a little in case the old socket lingers */
+	for (int attempt = 0; attempt < 5; attempt++) {
+		struct timespec ts = {0, 200000000L};
+
+		if (launch(r) == 0)
+			return 0;
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "redis_server_restart: redis-server did not come back on port %d; see "
+		"%s/redis.log\n", r->port, r->dir);
+	return -1;
 }
 
 int redis_server_stop(struct redis_server *r)

@@ -24,6 +24,15 @@ pid_t redis_server_pid(const struct redis_server *r);
 const char *redis_server_dir(const struct redis_server *r);
 
 /*
+ * Starts it again on the same port, in the same directory, and waits until it answers PING
+ * (up to 10 s a try). Meant for after its process was stopped (proc_stop(redis_server_pid(r),
+ * ...)) or killed, to bring Redis back after an outage; a process still running is stopped
+ * first. Without persistence the new server starts empty. Returns 0, or -1 with the reason on
+ * stderr (r stays valid for redis_server_stop).
+ */
+int redis_server_restart(struct redis_server *r);
+
+/*
  * Stops it (SIGTERM, then SIGKILL after 5 s), removes its directory and frees r. Accepts NULL.
  * Returns 0 when the server exited cleanly on SIGTERM, -1 otherwise.
  */
