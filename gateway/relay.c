@@ -1203,7 +1203,7 @@ static void relay_create_pick(struct relay *r)
 {
 	struct worker *w = r->w;
 	const char *exclude[RELAY_TRIES];
-	int64_t now = clock_unix_ms(), pick_now;
+	int64_t now = clock_unix_ms(), pick_now = now;
 	size_t i;
 
 	for (i = 0; i < r->ntried; i++)

@@ -90,6 +90,8 @@ static void stack_up(int n, int slow_heartbeat, const char *gw)
 	cr_assert(G, "fs-gateway did not start");
 	http_client_tls(G->ca_file, NULL, NULL);
 	cr_assert_eq(fs_gateway_wait_ready(G, 10000), 0, "gateway not ready");
+	/* /readyz answered for one worker: let every worker read the pool once */
+	sleep_ms(REFRESH_WAIT_MS);
 }
 
 static void stack_down(void)
@@ -491,6 +493,7 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 	http_client_tls(G2->ca_file, NULL, NULL);
 	cr_assert_eq(fs_gateway_wait_ready(G2, 10000), 0, "second gateway not ready");
 	cr_assert(servers_registered(2, 5000));
+	sleep_ms(REFRESH_WAIT_MS);
 
 	uuid_next(id);
 	fill(body, sizeof(body), 1);
@@ -544,6 +547,14 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 	cr_assert_geq(ready_ms, 0, "G2 not ready 10 s after Redis came back");
 	cr_log_info("redis outage: G2 ready %" PRId64 " ms after Redis came back", ready_ms);
 	cr_assert(servers_registered(2, 5000), "servers did not re-register");
+	/*
+	 * /readyz answered for one worker; each worker has its own Redis connection (retried
+	 * every 500 ms) and snapshot, and one may have read the pool before the servers were
+	 * back. Within a retry and a refresh every worker has the servers again.
+	 */
+	sleep_ms(500 + REFRESH_WAIT_MS);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(gw_status_only(G2, "/readyz"), 200, "G2 /readyz after recovery");
 
 	uuid_next(id);
 	cr_assert_eq(job_put(G2, "alice", id, body, sizeof(body), loc2, sizeof(loc2)), 201);
