@@ -175,6 +175,15 @@ static int relay_is_api(const struct relay *r)
 	       r->a.route != ADMIT_METRICS;
 }
 
+/* An answer is now fixed while the handler is not running: wake MHD if it waits for us. */
+static void relay_ready(struct relay *r)
+{
+	if (r->suspended && !r->mhd_done) {
+		r->want_resume = 1;
+		relay_dirty(r);
+	}
+}
+
 /* Replaces the pending answer; the response is queued at the next handler call that may. */
 static void relay_set_answer(struct relay *r, unsigned status, struct MHD_Response *resp)
 {
@@ -189,6 +198,8 @@ static void relay_set_answer(struct relay *r, unsigned status, struct MHD_Respon
 		if (r->a.route != ADMIT_OPTIONS)
 			MHD_add_response_header(resp, "Cache-Control", "no-store");
 	}
+	/* a client held for this answer (Redis, upstream, a deadline) is woken here, whoever set it */
+	relay_ready(r);
 }
 
 static struct MHD_Response *relay_response(const char *body, size_t len)
@@ -253,15 +264,6 @@ static enum MHD_Result relay_queue(struct relay *r)
 	r->resp = NULL;
 	r->phase = PHASE_ANSWERED;
 	return rc;
-}
-
-/* An answer is now fixed while the handler is not running: wake MHD if it waits for us. */
-static void relay_ready(struct relay *r)
-{
-	if (r->suspended && !r->mhd_done) {
-		r->want_resume = 1;
-		relay_dirty(r);
-	}
 }
 
 /* ---- the client's side: first call --------------------------------------------------------- */
@@ -973,11 +975,9 @@ static int relay_failover(struct relay *r)
 		pool_upload_ended(r->w->pool, r->server.id);
 		r->pool_counted = 0;
 	}
+	/* the pick answers, starts the transfer, or waits for Redis: the creation is handled */
 	relay_create_pick(r);
-	/* no server left (503/507 set by the pick): wake the suspended client, or it hangs */
-	if (r->resp && !r->in_flight)
-		relay_ready(r);
-	return r->in_flight ? 0 : (r->resp ? 0 : -1);
+	return 0;
 }
 
 static void relay_upstream_done(void *arg, CURL *easy, CURLcode result)
@@ -1005,7 +1005,6 @@ static void relay_upstream_done(void *arg, CURL *easy, CURLcode result)
 	}
 	if (r->resp) {
 		/* the relay already decided (timeout): keep that answer */
-		relay_ready(r);
 		relay_unref(r);
 		return;
 	}
@@ -1034,7 +1033,6 @@ static void relay_upstream_done(void *arg, CURL *easy, CURLcode result)
 	} else {
 		relay_answer_error(r, status);
 	}
-	relay_ready(r);
 	relay_unref(r);
 }
 
@@ -1065,14 +1063,10 @@ static void relay_timeout(struct relay *r, enum problem_type t, const char *why)
 		r->want_cancel = 1;
 		relay_dirty(r);
 	}
-	if (r->phase == PHASE_BODY) {
-		/* mid-body no answer can be queued: drop the connection */
+	/* mid-body no answer can be queued: drop the connection */
+	if (r->phase == PHASE_BODY)
 		r->kill = 1;
-		relay_problem(r, t, why);
-	} else {
-		relay_problem(r, t, why);
-	}
-	relay_ready(r);
+	relay_problem(r, t, why);
 }
 
 static void relay_timer_fire(void *arg)
@@ -1144,14 +1138,19 @@ static void relay_create_claim(struct relay *r)
 	argv[argc++] = "PX";
 	argv[argc++] = px;
 	snprintf(px, sizeof(px), "%" PRId64, w->env->idem_ttl_ms);
-	if (rkey_idem(r->oh, r->a.meta.job_id, key, sizeof(key)) != PROTO_OK ||
-	    (r->idem_claimed && (relay_redis_fire(w, argc, argv), 1)) ||
-	    rasync_command(w->redis, relay_idem_reply, r, argc, argv, NULL)) {
-		if (!r->idem_claimed)
-			metrics_add(METRICS_REDIS_ERRORS, 1);
+	if (rkey_idem(r->oh, r->a.meta.job_id, key, sizeof(key)) != PROTO_OK) {
 		relay_upstream_start(r);
-		if (r->resp)
-			relay_ready(r);
+		return;
+	}
+	if (r->idem_claimed) {
+		/* nothing to wait for: the record is ours either way */
+		relay_redis_fire(w, argc, argv);
+		relay_upstream_start(r);
+		return;
+	}
+	if (rasync_command(w->redis, relay_idem_reply, r, argc, argv, NULL)) {
+		metrics_add(METRICS_REDIS_ERRORS, 1);
+		relay_upstream_start(r);
 		return;
 	}
 	r->refs++;
@@ -1194,8 +1193,6 @@ static void relay_idem_reply(void *arg, redisReply *reply, const char *err)
 	}
 	relay_upstream_start(r);
 out:
-	if (r->resp)
-		relay_ready(r);
 	relay_unref(r);
 }
 
@@ -1204,6 +1201,7 @@ static void relay_create_pick(struct relay *r)
 	struct worker *w = r->w;
 	const char *exclude[RELAY_TRIES];
 	int64_t now = clock_unix_ms(), pick_now = now;
+	int usable;
 	size_t i;
 
 	for (i = 0; i < r->ntried; i++)
@@ -1212,11 +1210,11 @@ static void relay_create_pick(struct relay *r)
 		relay_problem(r, PROBLEM_DRAINING, NULL);
 		return;
 	}
-	if (!worker_snapshot_ok(w, now, &pick_now) ||
-	    pool_pick(w->pool, pick_now, r->a.length, exclude, r->ntried, worker_random, w,
-		      &r->server)) {
-		if (r->ntried == 0 && pool_available(w->pool, pick_now) > 0 &&
-		    worker_snapshot_ok(w, now, &pick_now))
+	usable = worker_snapshot_ok(w, now, &pick_now);
+	if (!usable || pool_pick(w->pool, pick_now, r->a.length, exclude, r->ntried, worker_random,
+				 w, &r->server)) {
+		/* servers there, none with room: 507; none at all (or all tried): 503 */
+		if (usable && r->ntried == 0 && pool_available(w->pool, pick_now) > 0)
 			relay_problem(r, PROBLEM_INSUFFICIENT_STORAGE,
 				      "no server has room for a job of this size");
 		else
@@ -1274,8 +1272,6 @@ static void relay_seq_reply(void *arg, redisReply *reply, const char *err)
 		r->sequence = relay_clock_sequence();
 	}
 	relay_create_pick(r);
-	if (r->resp)
-		relay_ready(r);
 	relay_unref(r);
 }
 
