@@ -22,19 +22,6 @@
 #error "FSG_BIN_DIR must name the directory holding the built programs"
 #endif
 
-static int write_file(const char *dir, const char *name, const char *text)
-{
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
-}
-
 static int make_cert(const char *dir)
 {
 	char cmd[8192];
@@ -103,8 +90,8 @@ struct fs_gateway *fs_gateway_start(int redis_port, const char *extra_config)
 	snprintf(g->ca_file, sizeof(g->ca_file), "%s/tls.crt", g->dir);
 	snprintf(path, sizeof(path), "%s/jwks.json", g->dir);
 	if (jwt_keys_write_jwks(g->keys, path) ||
-	    write_file(g->dir, "server.secret", FS_SERVER_GATEWAY_SECRET "\n") ||
-	    write_file(g->dir, "route.key", FS_GATEWAY_ROUTE_KEY "\n"))
+	    proc_write_file(g->dir, "server.secret", FS_SERVER_GATEWAY_SECRET "\n") ||
+	    proc_write_file(g->dir, "route.key", FS_GATEWAY_ROUTE_KEY "\n"))
 		goto fail;
 	for (int attempt = 0; attempt < 5; attempt++) {
 		g->port = proc_free_port();
@@ -128,7 +115,7 @@ struct fs_gateway *fs_gateway_start(int redis_port, const char *extra_config)
 			conf = NULL;
 			goto fail;
 		}
-		if (write_file(g->dir, "gateway.conf", conf))
+		if (proc_write_file(g->dir, "gateway.conf", conf))
 			goto fail;
 		if (launch(g) == 0) {
 			free(conf);

@@ -14,19 +14,6 @@
 #error "FSG_BIN_DIR must name the directory holding the built programs"
 #endif
 
-static int write_file(const char *dir, const char *name, const char *text)
-{
-	char path[4096];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
-}
-
 static int launch(struct fs_server *s)
 {
 	char conf[4096], log[4096], url[96];
@@ -109,9 +96,9 @@ struct fs_server *fs_server_start_id(int redis_port, const char *server_id,
 			conf = NULL;
 			goto fail;
 		}
-		if (write_file(s->dir, "server.conf", conf) ||
-		    write_file(s->dir, "gateway.secret", FS_SERVER_GATEWAY_SECRET "\n") ||
-		    write_file(s->dir, "release.secret", FS_SERVER_RELEASE_SECRET "\n"))
+		if (proc_write_file(s->dir, "server.conf", conf) ||
+		    proc_write_file(s->dir, "gateway.secret", FS_SERVER_GATEWAY_SECRET "\n") ||
+		    proc_write_file(s->dir, "release.secret", FS_SERVER_RELEASE_SECRET "\n"))
 			goto fail;
 		if (launch(s) == 0) {
 			free(conf);

@@ -137,3 +137,16 @@ char *proc_read_file(const char *path)
 	fclose(f);
 	return text;
 }
+
+int proc_write_file(const char *dir, const char *name, const char *text)
+{
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(text, f);
+	return fclose(f);
+}

@@ -32,6 +32,9 @@ char *proc_tempdir(const char *tag);
 /* Reads a whole file into a malloc'd NUL-terminated string; "" when it cannot be read. */
 char *proc_read_file(const char *path);
 
+/* Writes text to dir/name (created or truncated). Returns 0 or -1. */
+int proc_write_file(const char *dir, const char *name, const char *text);
+
 /* Removes path and everything under it. Returns 0 or -1. */
 int proc_rmtree(const char *path);
 
