@@ -190,6 +190,16 @@ static int digest_decide(const struct admit_request *req, struct admit *out)
 	return 0;
 }
 
+/* A compressed job is bounded by what it decodes to as well as by what is sent (413). */
+static int size_decide(const struct admit_config *cfg, struct admit *out)
+{
+	if (out->meta.encoding == META_ENCODING_ZSTD &&
+	    (uint64_t)out->meta.size > cfg->max_job_bytes)
+		return refuse(out, PROBLEM_TOO_LARGE, "the document's size is above Tus-Max-Size",
+			      0);
+	return 0;
+}
+
 static int body_announced(const struct header_framing *f)
 {
 	return f->chunked || (f->has_length && f->content_length > 0);
@@ -212,7 +222,7 @@ static int create_decide(const struct admit_config *cfg, const struct admit_requ
 	if (!f || meta_parse(f->value, f->value_len, &out->meta) != PROTO_OK)
 		return refuse(out, PROBLEM_INVALID_METADATA,
 			      "Upload-Metadata is missing, invalid or lacks job-id", 0);
-	if (digest_decide(req, out))
+	if (size_decide(cfg, out) || digest_decide(req, out))
 		return -1;
 	out->has_body = body_announced(&out->framing);
 	if (out->has_body) {
@@ -286,7 +296,7 @@ static int put_decide(const struct admit_config *cfg, const struct admit_request
 				      "metadata format differs from Content-Type", 0);
 		memcpy(out->meta.format, format, sizeof(format));
 	}
-	if (digest_decide(req, out))
+	if (size_decide(cfg, out) || digest_decide(req, out))
 		return -1;
 	out->has_body = body_announced(&out->framing);
 	return 0;

@@ -64,6 +64,7 @@ const char *proto_strerror(enum proto_err rc)
 	case PROTO_E_ANNOUNCE_URL: return "server announcement has an invalid url";
 	case PROTO_E_ANNOUNCE_VALUE: return "server announcement has an invalid value";
 	case PROTO_E_ANNOUNCE_DUP: return "server announcement repeats a field";
+	case PROTO_E_META_SIZE: return "size missing, malformed, or given without encoding zstd";
 	}
 	return "unknown error";
 }

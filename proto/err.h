@@ -86,6 +86,9 @@ enum proto_err {
 	PROTO_E_ANNOUNCE_URL = 141,     /* url not http(s)://host:port[/path] */
 	PROTO_E_ANNOUNCE_VALUE = 142,   /* numeric or flag field malformed */
 	PROTO_E_ANNOUNCE_DUP = 143,     /* field given twice */
+
+	/* Upload-Metadata size (meta.c): new codes go after the last one, whatever their module */
+	PROTO_E_META_SIZE = 144,       /* size malformed, missing with zstd, or given without it */
 };
 
 /* Returns a static, human-readable description of rc (never NULL). */

@@ -20,7 +20,9 @@
 	(sizeof("job-id ") + BASE64_ENCODED_LEN(UUID_LEN) + sizeof(",name ") +               \
 	 BASE64_ENCODED_LEN(META_NAME_MAX) + sizeof(",format ") +                            \
 	 BASE64_ENCODED_LEN(META_FORMAT_MAX) + sizeof(",copies ") + BASE64_ENCODED_LEN(3) +  \
-	 sizeof(",submitted-at ") + BASE64_ENCODED_LEN(META_TIME_LEN) + 1)
+	 sizeof(",submitted-at ") + BASE64_ENCODED_LEN(META_TIME_LEN) + sizeof(",encoding ") + \
+	 BASE64_ENCODED_LEN(sizeof("identity") - 1) + sizeof(",size ") +                    \
+	 BASE64_ENCODED_LEN(sizeof("9007199254740991") - 1) + 1)
 
 /* 9999-12-31T23:59:59.999Z, the last instant meta_time_parse accepts. */
 #define META_TIME_MAX_MS 253402300799999LL
@@ -43,6 +45,7 @@ enum meta_field {
 	FIELD_COPIES,
 	FIELD_SUBMITTED_AT,
 	FIELD_ENCODING,
+	FIELD_SIZE,
 };
 
 /* Recognized keys and the aliases common tus clients send; an alias counts as its key. */
@@ -58,6 +61,7 @@ static const struct {
 	{"copies", FIELD_COPIES},
 	{"submitted-at", FIELD_SUBMITTED_AT},
 	{"encoding", FIELD_ENCODING},
+	{"size", FIELD_SIZE},
 };
 
 /* A key as seen so far: its field, or for unknown keys its spelling, to find duplicates. */
@@ -210,6 +214,7 @@ void meta_init(struct job_meta *m, const char *job_id)
 	m->copies = 1;
 	m->submitted_at_ms = -1;
 	m->encoding = META_ENCODING_IDENTITY;
+	m->size = -1;
 }
 
 /* Applies one decoded value of a recognized key to m. */
@@ -217,7 +222,7 @@ static enum proto_err field_set(struct job_meta *m, enum meta_field field, const
 				size_t len)
 {
 	enum proto_err rc;
-	uint64_t copies;
+	uint64_t copies, size;
 
 	if (field == FIELD_UNKNOWN)
 		return PROTO_OK;
@@ -248,9 +253,17 @@ static enum proto_err field_set(struct job_meta *m, enum meta_field field, const
 	case FIELD_SUBMITTED_AT:
 		return meta_time_parse(val, len, &m->submitted_at_ms);
 	case FIELD_ENCODING:
-		if (len != strlen("identity") || memcmp(val, "identity", len) != 0)
+		if (len == strlen("identity") && memcmp(val, "identity", len) == 0)
+			m->encoding = META_ENCODING_IDENTITY;
+		else if (len == strlen("zstd") && memcmp(val, "zstd", len) == 0)
+			m->encoding = META_ENCODING_ZSTD;
+		else
 			return PROTO_E_META_ENCODING;
-		m->encoding = META_ENCODING_IDENTITY;
+		return PROTO_OK;
+	case FIELD_SIZE:
+		if (num_parse_u64(val, len, (uint64_t)META_SIZE_MAX, &size))
+			return PROTO_E_META_SIZE;
+		m->size = (int64_t)size;
 		return PROTO_OK;
 	case FIELD_UNKNOWN:
 		break;
@@ -351,6 +364,9 @@ enum proto_err meta_parse_for(const char *v, size_t len, const char *job_id,
 		return PROTO_E_META_JOB_ID;
 	if (have_job_id && job_id && strcmp(m.job_id, job_id) != 0)
 		return PROTO_E_META_JOB_ID_MISMATCH;
+	/* a zstd job says what it decodes to; an identity job's size is its length */
+	if ((m.encoding == META_ENCODING_ZSTD) != (m.size != -1))
+		return PROTO_E_META_SIZE;
 	*out = m;
 	return PROTO_OK;
 }
@@ -384,7 +400,7 @@ static enum proto_err pair_append(char *buf, size_t cap, size_t *pos, const char
 enum proto_err meta_encode(const struct job_meta *m, char *buf, size_t cap, size_t *out_len)
 {
 	char tmp[META_ENCODED_MAX];
-	char copies[16], when[META_TIME_LEN + 1];
+	char copies[16], when[META_TIME_LEN + 1], size[24];
 	size_t pos = 0;
 	enum proto_err rc;
 	int n;
@@ -415,7 +431,22 @@ enum proto_err meta_encode(const struct job_meta *m, char *buf, size_t cap, size
 		if (rc)
 			return rc;
 	}
-	/* encoding is left out while identity is the only one. */
+	/* identity is the default: only a zstd job names its encoding and size */
+	if (m->encoding == META_ENCODING_ZSTD) {
+		if (m->size < 0 || m->size > META_SIZE_MAX)
+			return PROTO_E_META_SIZE;
+		rc = pair_append(tmp, sizeof(tmp), &pos, "encoding", "zstd", strlen("zstd"));
+		if (rc)
+			return rc;
+		n = snprintf(size, sizeof(size), "%lld", (long long)m->size);
+		rc = pair_append(tmp, sizeof(tmp), &pos, "size", size, (size_t)n);
+		if (rc)
+			return rc;
+	} else if (m->encoding != META_ENCODING_IDENTITY) {
+		return PROTO_E_META_ENCODING;
+	} else if (m->size != -1) {
+		return PROTO_E_META_SIZE;
+	}
 	if (cap < pos + 1)
 		return PROTO_E_BUFFER;
 	memcpy(buf, tmp, pos);

@@ -17,9 +17,16 @@
 /* characters of "2026-11-24T22:29:24.123Z", the canonical form meta_encode writes (no NUL) */
 #define META_TIME_LEN 24
 
-/* Content encodings a job may be stored in. Only identity exists in protocol v1. */
+/* The largest size: 2^53-1, exact as a JSON number (TUS_SIZE_LIMIT). */
+#define META_SIZE_MAX INT64_C(9007199254740991)
+
+/*
+ * How the job's bytes encode the document (PROTOCOL.md 15): as they are, or as one or more
+ * concatenated zstd frames that decode to it.
+ */
 enum meta_encoding {
 	META_ENCODING_IDENTITY = 0,
+	META_ENCODING_ZSTD = 1,
 };
 
 /*
@@ -33,6 +40,7 @@ struct job_meta {
 	unsigned copies;                 /* 1..META_COPIES_MAX; default 1 */
 	int64_t submitted_at_ms;         /* Unix ms when queued on the client; -1 when not given */
 	enum meta_encoding encoding;     /* default identity */
+	int64_t size;                    /* the decoded document's bytes (zstd); -1 with identity */
 };
 
 /*
@@ -41,18 +49,21 @@ struct job_meta {
  * ',' (as tus allows), unique, compared exactly. Recognized
  * keys (aliases from common tus clients in brackets; key and alias together is a duplicate):
  *   job-id (required, UUID), name [filename], format [filetype] (a media type from the
- *   accepted list, parameters dropped; empty keeps the default), copies (1..999), submitted-at (RFC 3339 UTC, 'Z', optional
- *   fraction up to ms), encoding ("identity").
+ *   accepted list, parameters dropped; empty keeps the default), copies (1..999),
+ *   submitted-at (RFC 3339 UTC, 'Z', optional fraction up to ms), encoding ("identity" or
+ *   "zstd"), size (decimal 0..META_SIZE_MAX, no leading zero: the decoded document's bytes).
  * Unknown keys are validated for syntax and then ignored. Errors: PROTO_E_TOO_LONG,
  * PROTO_E_META_PAIR, PROTO_E_META_KEY, PROTO_E_META_DUP_KEY, PROTO_E_META_TOO_MANY,
  * PROTO_E_META_JOB_ID, PROTO_E_META_TEXT, PROTO_E_META_COPIES, PROTO_E_META_FORMAT,
- * PROTO_E_META_TIME, PROTO_E_META_ENCODING, PROTO_E_UUID, PROTO_E_NOMEM, and the base64
- * errors. The first bad pair decides the error. In detail: an empty header lacks job-id
- * (PROTO_E_META_JOB_ID); an empty pair (",,", or OWS only) or a separator other than one SP
- * is PROTO_E_META_PAIR; a key too long or starting with a blank is PROTO_E_META_KEY; a
- * job-id given with an empty value is PROTO_E_UUID; a name above META_NAME_MAX bytes is
- * PROTO_E_TOO_LONG; encoding is matched exactly ("identity", lowercase).
- * On PROTO_OK writes *out.
+ * PROTO_E_META_TIME, PROTO_E_META_ENCODING, PROTO_E_META_SIZE, PROTO_E_UUID, PROTO_E_NOMEM,
+ * and the base64 errors. The first bad pair decides the error. In detail: an empty header
+ * lacks job-id (PROTO_E_META_JOB_ID); an empty pair (",,", or OWS only) or a separator other
+ * than one SP is PROTO_E_META_PAIR; a key too long or starting with a blank is
+ * PROTO_E_META_KEY; a job-id given with an empty value is PROTO_E_UUID; a name above
+ * META_NAME_MAX bytes is PROTO_E_TOO_LONG; encoding is matched exactly (lowercase).
+ * size is REQUIRED with encoding zstd and refused without it: once every pair is valid and
+ * job-id is settled, a zstd job without size, or a size without zstd, is PROTO_E_META_SIZE,
+ * as is a malformed size. On PROTO_OK writes *out.
  */
 enum proto_err meta_parse(const char *v, size_t len, struct job_meta *out);
 
@@ -67,16 +78,18 @@ enum proto_err meta_parse_for(const char *v, size_t len, const char *job_id,
 
 /*
  * Encodes m as an Upload-Metadata value in canonical form (keys in the order job-id, name,
- * format, copies, submitted-at, encoding; name omitted when empty, submitted-at when -1,
- * encoding when identity) into buf and NUL-terminates it. This is what the gateway sends
- * upstream: it never copies the client's header. Pairs are joined by "," without OWS. m is
- * trusted (normally from meta_parse). Errors: PROTO_E_BUFFER, PROTO_E_META_TIME
- * (submitted_at_ms neither -1 nor in meta_time_format's range). Writes *out_len (characters,
- * without the NUL) when out_len is not NULL.
+ * format, copies, submitted-at, encoding, size; name omitted when empty, submitted-at when -1,
+ * encoding and size when identity) into buf and NUL-terminates it. This is what the gateway
+ * sends upstream: it never copies the client's header. Pairs are joined by "," without OWS. m
+ * is trusted (normally from meta_parse). Errors: PROTO_E_BUFFER, PROTO_E_META_TIME
+ * (submitted_at_ms neither -1 nor in meta_time_format's range), PROTO_E_META_SIZE (zstd with
+ * a size outside 0..META_SIZE_MAX, or identity with a size other than -1), PROTO_E_META_ENCODING
+ * (an encoding outside the enum). Writes *out_len (characters, without the NUL) when out_len
+ * is not NULL.
  */
 enum proto_err meta_encode(const struct job_meta *m, char *buf, size_t cap, size_t *out_len);
 
-/* Sets m to the defaults with the given client job id (already validated). */
+/* Sets m to the defaults (identity, size -1) with the given client job id (already validated). */
 void meta_init(struct job_meta *m, const char *job_id);
 
 /*

@@ -6,7 +6,7 @@ set -euo pipefail
 FSG_PACKAGES=(
 	build-essential cmake pkg-config clang-14 libclang-rt-14-dev
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libhiredis-dev libssl-dev openssl
-	libjansson-dev libcjose-dev libcriterion-dev
+	libjansson-dev libcjose-dev libcriterion-dev libzstd-dev
 	redis-server
 )
 

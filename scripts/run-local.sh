@@ -2,7 +2,8 @@
 # run-local: installs what is missing, builds, and runs the local stack in the foreground:
 # Redis, two fs-servers (the data-center pool) and fs-gateway over HTTPS, all on loopback, with
 # a generated development certificate, development token signing key and fresh secrets.
-# It prints a working upload command (curl) with a token. Ctrl-C stops everything.
+# It queues a sample job with fs-client, delivers it, shows it in a server's ready area, and
+# prints fs-client and curl commands with a token. Ctrl-C stops everything.
 # Usage: scripts/run-local.sh
 # Environment: FSG_REDIS_PORT (default 6390), FSG_SERVER_PORT (first server, default 8480; the
 # second takes the next port), FSG_GATEWAY_PORT (default 8443), FSG_BUILD_ROOT
@@ -84,6 +85,54 @@ done
 
 token=$("$bin/fs-devtoken" mint --key="$state/dev-signing-key.pem" --kid=dev-1 \
 	--issuer="$issuer" --audience="$audience" --subject=alice --ttl=43200)
+
+# fs-client for user alice: the Default location is the local gateway.
+client=$state/client
+mkdir -p "$client"
+printf '%s\n' "$token" >"$client/token"
+chmod 600 "$client/token"
+cat >"$client/locations.config" <<JSON
+{"current": "Default",
+ "locations": [{"id": "Default", "name": "Local gateway",
+                "addresses": ["https://127.0.0.1:$gateway_port"]}]}
+JSON
+cat >"$client/client.conf" <<CONF
+queue_dir = $client/queue
+locations_file = $client/locations.config
+token_file = $client/token
+ca_file = $state/dev-tls.crt
+CONF
+export FSG_CLIENT_CONFIG=$client/client.conf
+# A sample job: a one-page PostScript document.
+cat >"$client/sample.ps" <<'PS'
+%!PS-Adobe-3.0
+%%Title: fs-client sample
+%%Pages: 1
+%%EndComments
+/Helvetica findfont 24 scalefont setfont
+72 720 moveto (Printed through fs-gateway) show
+showpage
+%%EOF
+PS
+
+echo
+echo "== sample job: fs-client submit, then deliver =="
+echo "\$ fs-client submit --copies=2 sample.ps"
+job=$("$bin/fs-client" submit --copies=2 "$client/sample.ps")
+echo "$job"
+echo "\$ fs-client status"
+"$bin/fs-client" status
+echo "\$ fs-client deliver"
+"$bin/fs-client" deliver
+echo "\$ fs-client status"
+"$bin/fs-client" status
+echo "In the data-center servers' ready area (committed, waiting for release):"
+for f in "$state"/server-*/spool/ready/*/job.json; do
+	[ -e "$f" ] || continue
+	echo "  $f"
+	echo "    $(tr -d '\n' <"$f" | cut -c1-300)"
+done
+
 cat <<MSG
 
 fs-gateway local stack (state in $state, removed on exit)
@@ -92,7 +141,13 @@ fs-gateway local stack (state in $state, removed on exit)
   fs-gateway    https://127.0.0.1:$gateway_port (development certificate $state/dev-tls.crt)
   release secret: $state/release.secret
 
-Upload a file as user "alice" (token valid 12 h):
+Print as user "alice" with fs-client (token valid 12 h):
+  export FSG_CLIENT_CONFIG=$client/client.conf
+  $bin/fs-client submit FILE...     # queue documents
+  $bin/fs-client run                # deliver now and whenever the gateway is reachable
+  $bin/fs-client status
+
+Or upload one file with curl:
   curl -sS --cacert $state/dev-tls.crt -T README.md \\
     -H "Authorization: Bearer $token" \\
     https://127.0.0.1:$gateway_port/v1/jobs/\$(cat /proc/sys/kernel/random/uuid)

@@ -80,7 +80,7 @@ static int env_build(char **env, const struct spool_job *job, const char *data, 
 		snprintf(hex + 2 * i, 3, "%02x", job->sha256[i]);
 	snprintf(copies, sizeof(copies), "%u", job->meta.copies);
 	snprintf(seq, sizeof(seq), "%" PRIu64, job->sequence);
-	snprintf(size, sizeof(size), "%" PRIu64, job->length);
+	snprintf(size, sizeof(size), "%" PRIu64, job->size);
 	if (!path || !*path)
 		path = PATH_DEFAULT;
 	env[0] = env_var("FSG_JOB_ID", job->id);
@@ -179,7 +179,7 @@ static void run(struct hook *h, const char *id)
 	struct spool_job job;
 	enum spool_err err;
 	int64_t start;
-	int fd, rc, st, timed_out;
+	int fd, rc, st, timed_out, decoded = 0;
 	pid_t pid;
 
 	/* the job as committed, whoever owns it */
@@ -198,9 +198,24 @@ static void run(struct hook *h, const char *id)
 		log_error("hook.failed", "job %s: no paths: %s", id, spool_strerror(err));
 		return;
 	}
+	/* the command gets the document as the user queued it, never the compressed bytes */
+	if (job.meta.encoding == META_ENCODING_ZSTD) {
+		err = spool_decode_temp(h->s, id, data, sizeof(data));
+		if (err == SPOOL_E_NOT_FOUND) {
+			log_info("hook.skipped", "job %s is gone before its hook ran", id);
+			return;
+		}
+		if (err) {
+			/* left unmarked: a restart tries again */
+			log_error("hook.failed", "job %s: cannot decode the document: %s", id,
+				  spool_strerror(err));
+			return;
+		}
+		decoded = 1;
+	}
 	if (env_build(env, &job, data, json)) {
 		log_error("hook.failed", "job %s: out of memory", id);
-		return;
+		goto out;
 	}
 	start = clock_mono_ms();
 	rc = spawn(h, env, &pid);
@@ -208,7 +223,7 @@ static void run(struct hook *h, const char *id)
 	if (rc) {
 		/* the command never ran: leave the job unmarked so a restart runs it */
 		log_error("hook.failed", "job %s: cannot start the hook: %s", id, strerror(rc));
-		return;
+		goto out;
 	}
 	st = wait_bounded(h, pid, &timed_out);
 	if (timed_out)
@@ -228,6 +243,11 @@ static void run(struct hook *h, const char *id)
 	if (err && err != SPOOL_E_NOT_FOUND)
 		log_error("hook.failed", "job %s: cannot mark it hooked: %s", id,
 			  spool_strerror(err));
+out:
+	/* the decoded copy lives as long as the run; what the command started may outlive it */
+	if (decoded && unlink(data) == -1 && errno != ENOENT)
+		log_warn("hook.cleanup", "job %s: cannot remove the decoded document: %s", id,
+			 strerror(errno));
 }
 
 static void *hook_main(void *arg)

@@ -27,6 +27,10 @@
 #include "proto/owner.h"
 #include "proto/problem.h"
 #include "proto/tus.h"
+#include "server/decode.h"
+
+/* Decoded bytes MHD asks for at a time when it serves a zstd job's document. */
+#define CONTENT_BLOCK 65536
 
 struct http {
 	struct http_config cfg;
@@ -214,25 +218,30 @@ static json_t *time_json(int64_t ms)
 	return json_string(buf);
 }
 
-/* The status object of PROTOCOL.md 8.9; release adds sha256 and size. */
+/*
+ * The status object of PROTOCOL.md 8.9 (length counts the bytes as sent, size the document);
+ * release adds the document's sha256, the encoding and stored_size.
+ */
 static json_t *job_json(const struct spool_job *j, int release)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:I,s:o,s:I,s:o}", "id", j->id,
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s,s:s,s:I,s:o,s:I,s:o}", "id", j->id,
 			      "job_id", j->meta.job_id, "state",
 			      j->state == SPOOL_COMMITTED ? "committed" : "receiving", "offset",
-			      (json_int_t)j->offset, "length", (json_int_t)j->length, "name",
-			      j->meta.name, "format", j->meta.format, "copies",
-			      (json_int_t)j->meta.copies, "submitted_at",
+			      (json_int_t)j->offset, "length", (json_int_t)j->length, "size",
+			      (json_int_t)j->size, "name", j->meta.name, "format", j->meta.format,
+			      "copies", (json_int_t)j->meta.copies, "submitted_at",
 			      time_json(j->meta.submitted_at_ms), "sequence",
 			      (json_int_t)j->sequence, "expires_at", time_json(j->expires_ms));
 
 	if (o && release) {
+		const char *enc = j->meta.encoding == META_ENCODING_ZSTD ? "zstd" : "identity";
 		char hex[DIGEST_SHA256_LEN * 2 + 1];
 
 		for (size_t i = 0; i < DIGEST_SHA256_LEN; i++)
 			snprintf(hex + 2 * i, 3, "%02x", j->sha256[i]);
 		json_object_set_new(o, "sha256", json_string(hex));
-		json_object_set_new(o, "size", json_integer((json_int_t)j->length));
+		json_object_set_new(o, "encoding", json_string(enc));
+		json_object_set_new(o, "stored_size", json_integer((json_int_t)j->length));
 	}
 	return o;
 }
@@ -530,6 +539,9 @@ static enum MHD_Result create_begin(struct http *h, struct MHD_Connection *c, st
 		return send_problem(c, PROBLEM_INVALID_METADATA, proto_strerror(rc), 0);
 	if (length > h->cfg.max_job_bytes)
 		return send_problem(c, PROBLEM_TOO_LARGE, "job above Tus-Max-Size", 0);
+	/* a compressed job is bounded by what it decodes to as well */
+	if (meta.encoding == META_ENCODING_ZSTD && (uint64_t)meta.size > h->cfg.max_job_bytes)
+		return send_problem(c, PROBLEM_TOO_LARGE, "document size above Tus-Max-Size", 0);
 	if (f->has_length && f->content_length > length)
 		return send_problem(c, PROBLEM_TOO_LARGE, "body longer than Upload-Length", 0);
 
@@ -540,11 +552,14 @@ static enum MHD_Result create_begin(struct http *h, struct MHD_Connection *c, st
 		r->existed = 1;
 		e = SPOOL_OK;
 	}
+	if (e == SPOOL_E_DIGEST && meta.encoding == META_ENCODING_ZSTD && length == 0)
+		return send_problem(c, PROBLEM_DIGEST_MISMATCH, decode_strerror(DECODE_E_NO_FRAME),
+				    0);
 	if (e)
 		return send_problem(c, spool_problem(e), spool_strerror(e), 0);
 	if (!r->existed)
-		log_info("upload.create", "job %s length %" PRIu64 " sequence %" PRIu64, r->job.id,
-			 length, seq);
+		log_info("upload.create", "job %s length %" PRIu64 " size %" PRIu64
+			 " sequence %" PRIu64, r->job.id, length, r->job.size, seq);
 	if (r->job.state == SPOOL_COMMITTED) {
 		if (!r->existed) { /* a zero-length job commits at creation */
 			member_held_add(h->member, &r->job);
@@ -683,6 +698,56 @@ static enum MHD_Result list_answer(struct http *h, struct MHD_Connection *c, con
 	return send_json(c, MHD_HTTP_OK, json_pack("{s:o}", "jobs", arr), NULL);
 }
 
+/* MHD's content reader for a zstd job: the next decoded bytes, never the whole document. */
+static ssize_t content_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct decode *d = cls;
+	enum decode_err e;
+	size_t n = 0;
+
+	/* bytes come in order (no Range): anything else cannot be served from a stream */
+	if (pos != decode_offset(d))
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (max == 0)
+		return 0;
+	e = decode_read(d, buf, max, &n);
+	if (e) {
+		/* verified at commit: only a damaged disk gets here */
+		log_error("release.decode", "cannot decode a committed job: %s",
+			  decode_strerror(e));
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+	return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void content_free(void *cls)
+{
+	decode_free(cls);
+}
+
+/* The job's document: the stored file itself, or a zstd job's decoded as it is sent. */
+static struct MHD_Response *content_response(const struct spool_job *j, int fd)
+{
+	struct MHD_Response *resp;
+	struct decode *d;
+
+	if (j->meta.encoding != META_ENCODING_ZSTD) {
+		/* MHD owns fd from here and closes it with the response */
+		resp = MHD_create_response_from_fd64(j->length, fd);
+		if (!resp)
+			close(fd);
+		return resp;
+	}
+	d = decode_new(fd, j->length, j->size); /* owns fd */
+	if (!d)
+		return NULL;
+	resp = MHD_create_response_from_callback(j->size, CONTENT_BLOCK, content_read, d,
+						 content_free);
+	if (!resp)
+		decode_free(d);
+	return resp;
+}
+
 static enum MHD_Result release_answer(struct http *h, struct MHD_Connection *c,
 				      struct request *r, const char *owner_enc)
 {
@@ -711,12 +776,9 @@ static enum MHD_Result release_answer(struct http *h, struct MHD_Connection *c,
 	e = spool_open_data(h->spool, r->id, &fd, &r->job);
 	if (e)
 		return send_problem(c, spool_problem(e), NULL, 0);
-	/* MHD owns fd from here and closes it with the response */
-	resp = MHD_create_response_from_fd64(r->job.length, fd);
-	if (!resp) {
-		close(fd);
+	resp = content_response(&r->job, fd);
+	if (!resp)
 		return MHD_NO;
-	}
 	add_common(resp);
 	MHD_add_response_header(resp, "Content-Type", r->job.meta.format);
 	if (digest_repr_format(r->job.sha256, digest, sizeof(digest)) == PROTO_OK)
@@ -839,6 +901,7 @@ static void request_body(struct request *r, const char *data, size_t size)
 static enum MHD_Result request_finish(struct http *h, struct MHD_Connection *c,
 				      struct request *r)
 {
+	const char *why = NULL;
 	enum spool_err e;
 	int was_receiving;
 
@@ -855,17 +918,19 @@ static enum MHD_Result request_finish(struct http *h, struct MHD_Connection *c,
 			spool_delete(h->spool, r->owner, r->job.id);
 		return send_problem(c, spool_problem(r->werr), spool_strerror(r->werr), 0);
 	}
-	e = spool_write_end(r->w, &r->job);
+	e = spool_write_end_why(r->w, &r->job, &why);
 	r->w = NULL;
 	if (e) {
 		if (r->put && e != SPOOL_E_DIGEST)
 			spool_delete(h->spool, r->owner, r->job.id);
-		log_info("upload.refuse", "job %s: %s", r->job.id, spool_strerror(e));
-		return send_problem(c, spool_problem(e), spool_strerror(e), 0);
+		if (!why)
+			why = spool_strerror(e);
+		log_info("upload.refuse", "job %s: %s", r->job.id, why);
+		return send_problem(c, spool_problem(e), why, 0);
 	}
 	if (was_receiving && r->job.state == SPOOL_COMMITTED) {
-		log_info("upload.commit", "job %s committed, %" PRIu64 " bytes", r->job.id,
-			 r->job.length);
+		log_info("upload.commit", "job %s committed, %" PRIu64 " bytes, document %" PRIu64
+			 " bytes", r->job.id, r->job.length, r->job.size);
 		member_held_add(h->member, &r->job);
 		hook_queue(h->hook, r->job.id);
 	}
@@ -935,7 +1000,7 @@ struct http *http_start(const struct http_config *cfg, struct spool *s, struct m
 	struct sockaddr_storage ss = {0};
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
 
 	if (!h)
 		return NULL;

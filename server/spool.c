@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 
 #include "common/clock.h"
 #include "proto/utf8.h"
+#include "server/decode.h"
 
 #define DATA_NAME "data"
 #define JSON_NAME "job.json"
@@ -26,7 +28,8 @@
 #define HOOKED_NAME "hooked"
 #define JSON_VERSION 1
 #define JSON_MAX 65536           /* a job.json is under 2 KiB; anything bigger is not ours */
-#define READ_CHUNK 65536         /* buffer for rehashing a data file after a restart */
+#define READ_CHUNK 65536         /* buffer for rehashing or decoding a data file */
+#define TMP_SUFFIX "-XXXXXX"     /* mkostemp's template after the job id in tmp/ */
 #define CLAIM_LEN (OWNER_HASH_LEN + 1 + UUID_LEN)
 #define SUBPATH_MAX (JOBID_LEN + 16) /* "<id>/job.json.tmp" and the like */
 #define CREATE_TRIES 8           /* claim races lost in a row before giving up (BUSY) */
@@ -56,7 +59,7 @@ struct entry {
 struct spool {
 	char *dir;
 	struct spool_config cfg;     /* cfg.dir points to dir */
-	int dir_fd, up_fd, ready_fd, idem_fd, trash_fd;
+	int dir_fd, up_fd, ready_fd, idem_fd, trash_fd, tmp_fd;
 	pthread_mutex_t lock;        /* the index and every entry's mutable fields */
 	pthread_cond_t cond;         /* signalled whenever an entry stops being busy or goes */
 	pthread_mutex_t expire_lock; /* one spool_expire at a time: tombstone checks would race */
@@ -312,9 +315,11 @@ static int meta_ok(const struct job_meta *m)
 		return 0;
 	if (m->copies < 1 || m->copies > META_COPIES_MAX)
 		return 0;
-	if (m->submitted_at_ms < -1 || m->encoding != META_ENCODING_IDENTITY)
+	if (m->submitted_at_ms < -1)
 		return 0;
-	return 1;
+	if (m->encoding == META_ENCODING_ZSTD)
+		return m->size >= 0 && m->size <= META_SIZE_MAX;
+	return m->encoding == META_ENCODING_IDENTITY && m->size == -1;
 }
 
 /* ---- the index ---- */
@@ -426,13 +431,15 @@ static json_t *job_json(const struct spool_job *j)
 	char hex[2 * DIGEST_SHA256_LEN + 1];
 	json_t *o;
 
-	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I}",
+	o = json_pack("{s:i, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I, s:I, s:I, s:I}",
 		      "version", JSON_VERSION, "id", j->id, "owner", j->owner, "job_id",
 		      j->meta.job_id, "name", j->meta.name, "format", j->meta.format, "copies",
 		      (json_int_t)j->meta.copies, "submitted_at_ms",
-		      (json_int_t)j->meta.submitted_at_ms, "encoding", "identity", "length",
-		      (json_int_t)j->length, "sequence", (json_int_t)j->sequence, "created_ms",
-		      (json_int_t)j->created_ms, "expires_ms", (json_int_t)j->expires_ms);
+		      (json_int_t)j->meta.submitted_at_ms, "encoding",
+		      j->meta.encoding == META_ENCODING_ZSTD ? "zstd" : "identity", "length",
+		      (json_int_t)j->length, "size", (json_int_t)j->size, "sequence",
+		      (json_int_t)j->sequence, "created_ms", (json_int_t)j->created_ms,
+		      "expires_ms", (json_int_t)j->expires_ms);
 	if (!o)
 		return NULL;
 	if (j->has_digest) {
@@ -443,7 +450,8 @@ static json_t *job_json(const struct spool_job *j)
 	if (j->state == SPOOL_COMMITTED) {
 		hex_encode(j->sha256, DIGEST_SHA256_LEN, hex);
 		if (json_object_set_new(o, "committed_ms", json_integer(j->committed_ms)) ||
-		    json_object_set_new(o, "sha256", json_string(hex)))
+		    json_object_set_new(o, "sha256", json_string(hex)) ||
+		    json_object_set_new(o, "stored_size", json_integer((json_int_t)j->length)))
 			goto fail;
 	}
 	return o;
@@ -506,6 +514,7 @@ static int json_parse(const char *text, size_t len, const char *id, struct spool
 	const char *sid, *owner, *uuid, *name, *format, *enc, *digest = NULL, *sha = NULL;
 	size_t sid_n, owner_n, uuid_n, name_n, format_n, enc_n, digest_n = 0, sha_n = 0;
 	json_int_t copies, submitted, length, sequence, created, expires, committed = -1;
+	json_int_t size = -1, stored = -1;
 	json_error_t jerr;
 	json_t *o;
 	int version, rc = -1;
@@ -515,14 +524,15 @@ static int json_parse(const char *text, size_t len, const char *id, struct spool
 	if (!o)
 		return -1;
 	if (json_unpack_ex(o, &jerr, JSON_STRICT,
-			   "{s:i, s:s%, s:s%, s:s%, s:s%, s:s%, s:I, s:I, s:s%, s:I, s?s%, s:I, "
-			   "s:I, s:I, s?I, s?s%}",
+			   "{s:i, s:s%, s:s%, s:s%, s:s%, s:s%, s:I, s:I, s:s%, s:I, s?I, s?s%, "
+			   "s:I, s:I, s:I, s?I, s?s%, s?I}",
 			   "version", &version, "id", &sid, &sid_n, "owner", &owner, &owner_n,
 			   "job_id", &uuid, &uuid_n, "name", &name, &name_n, "format", &format,
 			   &format_n, "copies", &copies, "submitted_at_ms", &submitted, "encoding",
-			   &enc, &enc_n, "length", &length, "digest", &digest, &digest_n,
-			   "sequence", &sequence, "created_ms", &created, "expires_ms", &expires,
-			   "committed_ms", &committed, "sha256", &sha, &sha_n))
+			   &enc, &enc_n, "length", &length, "size", &size, "digest", &digest,
+			   &digest_n, "sequence", &sequence, "created_ms", &created, "expires_ms",
+			   &expires, "committed_ms", &committed, "sha256", &sha, &sha_n,
+			   "stored_size", &stored))
 		goto out;
 	if (version != JSON_VERSION || field_copy(j->id, sizeof(j->id), sid, sid_n) ||
 	    strcmp(j->id, id) || !is_job_id(j->id))
@@ -534,15 +544,25 @@ static int json_parse(const char *text, size_t len, const char *id, struct spool
 	    field_copy(j->meta.name, sizeof(j->meta.name), name, name_n) ||
 	    field_copy(j->meta.format, sizeof(j->meta.format), format, format_n))
 		goto out;
-	if (enc_n != 8 || memcmp(enc, "identity", 8) || copies < 1 || copies > META_COPIES_MAX ||
-	    submitted < -1)
+	if (copies < 1 || copies > META_COPIES_MAX || submitted < -1 || length < 0)
 		goto out;
 	j->meta.copies = (unsigned)copies;
 	j->meta.submitted_at_ms = submitted;
-	j->meta.encoding = META_ENCODING_IDENTITY;
+	/* Files from before zstd have neither size nor stored_size: identity, size = length. */
+	if (enc_n == 4 && !memcmp(enc, "zstd", 4) && size >= 0) {
+		j->meta.encoding = META_ENCODING_ZSTD;
+		j->meta.size = size;
+		j->size = (uint64_t)size;
+	} else if (enc_n == 8 && !memcmp(enc, "identity", 8) && (size == -1 || size == length)) {
+		j->meta.encoding = META_ENCODING_IDENTITY;
+		j->meta.size = -1;
+		j->size = (uint64_t)length;
+	} else {
+		goto out;
+	}
 	if (!meta_ok(&j->meta))
 		goto out;
-	if (length < 0 || sequence < 0 || created < 0)
+	if (sequence < 0 || created < 0 || (stored != -1 && stored != length))
 		goto out;
 	j->length = (uint64_t)length;
 	j->sequence = (uint64_t)sequence;
@@ -553,7 +573,7 @@ static int json_parse(const char *text, size_t len, const char *id, struct spool
 			goto out;
 		j->has_digest = 1;
 	}
-	if ((committed >= 0) != (sha != NULL) || committed < -1)
+	if ((committed >= 0) != (sha != NULL) || committed < -1 || (stored != -1 && !sha))
 		goto out;
 	if (sha) {
 		if (hex_decode(sha, sha_n, j->sha256, DIGEST_SHA256_LEN))
@@ -784,6 +804,29 @@ static enum spool_err claims_forget(struct spool *s)
 	return SPOOL_OK;
 }
 
+/* Removes what tmp/ holds: documents decoded for hooks that a crash left behind. */
+static enum spool_err tmp_purge(struct spool *s)
+{
+	struct dirent *d;
+	DIR *dir;
+	int fd;
+
+	fd = fcntl(s->tmp_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd == -1)
+		return SPOOL_E_IO;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close_fd(fd);
+		return SPOOL_E_IO;
+	}
+	rewinddir(dir);
+	while ((d = readdir(dir)))
+		if (strcmp(d->d_name, ".") && strcmp(d->d_name, ".."))
+			unlinkat(s->tmp_fd, d->d_name, 0);
+	closedir(dir);
+	return SPOOL_OK;
+}
+
 /* Recovers (or, with purge, removes) every job-id name in the directory fd. */
 static enum spool_err scan(struct spool *s, int fd, int in_ready, int purge)
 {
@@ -816,10 +859,10 @@ static enum spool_err scan(struct spool *s, int fd, int in_ready, int purge)
 
 struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 {
-	static const char *const names[] = {"uploads", "ready", "idem", "trash"};
+	static const char *const names[] = {"uploads", "ready", "idem", "trash", "tmp"};
 	struct spool *s = NULL;
 	enum spool_err rc = SPOOL_E_INVALID;
-	int *fds[4];
+	int *fds[5];
 	int created = 0;
 
 	if (!cfg || !cfg->dir || !*cfg->dir)
@@ -828,7 +871,7 @@ struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		goto fail;
-	s->dir_fd = s->up_fd = s->ready_fd = s->idem_fd = s->trash_fd = -1;
+	s->dir_fd = s->up_fd = s->ready_fd = s->idem_fd = s->trash_fd = s->tmp_fd = -1;
 	if (pthread_mutex_init(&s->lock, NULL)) {
 		free(s);
 		s = NULL;
@@ -856,7 +899,8 @@ struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 	fds[1] = &s->ready_fd;
 	fds[2] = &s->idem_fd;
 	fds[3] = &s->trash_fd;
-	for (size_t i = 0; i < 4; i++) {
+	fds[4] = &s->tmp_fd;
+	for (size_t i = 0; i < 5; i++) {
 		*fds[i] = subdir_open(s, names[i], &created);
 		if (*fds[i] == -1)
 			goto fail;
@@ -864,8 +908,10 @@ struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 	if (created && sync_fd(s->dir_fd) == -1)
 		goto fail;
 
-	/* Trash first (removals a crash interrupted), then ready/ before uploads/. */
-	rc = scan(s, s->trash_fd, 0, 1);
+	/* tmp/ and trash/ first (what a crash left behind), then ready/ before uploads/. */
+	rc = tmp_purge(s);
+	if (!rc)
+		rc = scan(s, s->trash_fd, 0, 1);
 	if (!rc)
 		rc = scan(s, s->ready_fd, 1, 0);
 	if (!rc)
@@ -898,6 +944,7 @@ void spool_free(struct spool *s)
 	close_fd(s->ready_fd);
 	close_fd(s->idem_fd);
 	close_fd(s->trash_fd);
+	close_fd(s->tmp_fd);
 	pthread_mutex_destroy(&s->expire_lock);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
@@ -998,15 +1045,72 @@ out:
 }
 
 /*
- * Commits e (held by the caller, receiving, offset == length): digest check, job.json with the
- * commit, rename into ready/, fsync of both directories. Crash consistency, step by step:
+ * SHA-256 of the document a zstd upload's data decodes to, which must be exactly its size.
+ * SPOOL_E_DIGEST with *why when it does not decode cleanly to that size.
+ */
+static enum spool_err data_decode_hash(struct spool *s, const struct entry *e,
+				       unsigned char *sha, const char **why)
+{
+	char path[SUBPATH_MAX];
+	EVP_MD_CTX *ctx = NULL;
+	unsigned char *buf = NULL;
+	struct decode *d = NULL;
+	enum spool_err rc = SPOOL_E_IO;
+	enum decode_err de;
+	unsigned int n = 0;
+	size_t got = 0;
+	int fd;
+
+	subpath(path, e->job.id, DATA_NAME);
+	fd = openat(s->up_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd == -1)
+		return SPOOL_E_IO;
+	d = decode_new(fd, e->job.length, e->job.size);
+	ctx = EVP_MD_CTX_new();
+	buf = malloc(READ_CHUNK);
+	if (!d || !ctx || !buf) {
+		rc = SPOOL_E_NOMEM;
+		goto out;
+	}
+	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	do {
+		de = decode_read(d, buf, READ_CHUNK, &got);
+		if (de == DECODE_E_IO || de == DECODE_E_NOMEM) {
+			rc = de == DECODE_E_IO ? SPOOL_E_IO : SPOOL_E_NOMEM;
+			goto out;
+		}
+		if (de) {
+			*why = decode_strerror(de);
+			rc = SPOOL_E_DIGEST;
+			goto out;
+		}
+		if (got && !EVP_DigestUpdate(ctx, buf, got))
+			goto out;
+	} while (got);
+	if (!EVP_DigestFinal_ex(ctx, sha, &n) || n != DIGEST_SHA256_LEN)
+		goto out;
+	rc = SPOOL_OK;
+out:
+	free(buf);
+	EVP_MD_CTX_free(ctx);
+	decode_free(d);
+	return rc;
+}
+
+/*
+ * Commits e (held by the caller, receiving, offset == length): digest check (for a zstd job,
+ * of the document its data decodes to, and that it decodes cleanly to exactly its size),
+ * job.json with the commit, rename into ready/, fsync of both directories. Crash consistency,
+ * step by step:
  *  - before job.json is replaced: receiving with offset == length (data fdatasync'd already);
  *    an empty PATCH commits it;
  *  - after (job.json says committed, data fsync'd before): spool_open finishes the rename;
  *  - after the rename: committed; the directory fsyncs make that survive a power loss.
- * On SPOOL_E_DIGEST the upload and its claim are gone (e freed), *gone is set.
+ * On SPOOL_E_DIGEST the upload and its claim are gone (e freed), *gone is set, and *why says
+ * what was wrong.
  */
-static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone)
+static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, const char **why)
 {
 	struct spool_job j;
 	char path[SUBPATH_MAX];
@@ -1015,8 +1119,16 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone)
 	int dfd = -1, fd = -1;
 
 	*gone = 0;
+	*why = spool_strerror(SPOOL_E_DIGEST);
 	j = e->job;
-	if (e->hash) {
+	if (j.meta.encoding == META_ENCODING_ZSTD) {
+		rc = data_decode_hash(s, e, j.sha256, why);
+		if (rc == SPOOL_E_DIGEST)
+			goto mismatch;
+		if (rc)
+			return rc;
+		*why = "the decoded document differs from its Repr-Digest";
+	} else if (e->hash) {
 		int ok = EVP_DigestFinal_ex(e->hash, j.sha256, &n) && n == DIGEST_SHA256_LEN;
 
 		/* Finished either way: a retry after a later failure reads the file again. */
@@ -1029,13 +1141,8 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone)
 		if (rc)
 			return rc;
 	}
-	if (j.has_digest && CRYPTO_memcmp(j.sha256, j.digest, DIGEST_SHA256_LEN)) {
-		rc = job_remove(s, e, 1);
-		if (rc)
-			return rc;
-		*gone = 1;
-		return SPOOL_E_DIGEST;
-	}
+	if (j.has_digest && CRYPTO_memcmp(j.sha256, j.digest, DIGEST_SHA256_LEN))
+		goto mismatch;
 	/* fdatasync ran at each write_end; fsync adds the metadata (size, times) for good. */
 	subpath(path, j.id, DATA_NAME);
 	fd = openat(s->up_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -1069,6 +1176,12 @@ out:
 	close_fd(fd);
 	close_fd(dfd);
 	return rc;
+mismatch:
+	rc = job_remove(s, e, 1);
+	if (rc)
+		return rc;
+	*gone = 1;
+	return SPOOL_E_DIGEST;
 }
 
 /* ---- creation ---- */
@@ -1099,7 +1212,7 @@ static uint64_t fs_free_bytes(struct spool *s)
 
 /* Reports the job an existing claim names. Sets *retry when the claim went meanwhile. */
 static enum spool_err create_existing(struct spool *s, const char *owner, const char *claim,
-				      const char *id, uint64_t length,
+				      const char *id, const struct job_meta *meta, uint64_t length,
 				      const unsigned char *digest, struct spool_job *out,
 				      int *retry)
 {
@@ -1128,6 +1241,8 @@ static enum spool_err create_existing(struct spool *s, const char *owner, const 
 			snprintf(out->owner, sizeof(out->owner), "%s", owner);
 			out->state = SPOOL_COMMITTED;
 			out->length = out->offset = length;
+			out->size = meta->encoding == META_ENCODING_ZSTD ? (uint64_t)meta->size :
+									    length;
 			return SPOOL_E_RELEASED;
 		}
 		*retry = 1;
@@ -1179,6 +1294,7 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 				 uint64_t sequence, struct spool_job *out, int *retry)
 {
 	uint64_t fs_free = fs_free_bytes(s);
+	const char *why = NULL;
 	struct entry *e;
 	enum spool_err rc;
 	int r, gone = 0;
@@ -1186,10 +1302,13 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return SPOOL_E_NOMEM;
-	e->hash = EVP_MD_CTX_new();
-	if (!e->hash || !EVP_DigestInit_ex(e->hash, EVP_sha256(), NULL)) {
-		entry_free(e);
-		return SPOOL_E_NOMEM;
+	/* The stored bytes of a zstd job are not the document: its commit decodes them. */
+	if (meta->encoding != META_ENCODING_ZSTD) {
+		e->hash = EVP_MD_CTX_new();
+		if (!e->hash || !EVP_DigestInit_ex(e->hash, EVP_sha256(), NULL)) {
+			entry_free(e);
+			return SPOOL_E_NOMEM;
+		}
 	}
 	memcpy(e->job.owner, owner, strlen(owner) + 1);
 	/* Field by field, so that no stale byte after a string's NUL rides along. */
@@ -1199,8 +1318,10 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 	e->job.meta.copies = meta->copies;
 	e->job.meta.submitted_at_ms = meta->submitted_at_ms;
 	e->job.meta.encoding = meta->encoding;
+	e->job.meta.size = meta->size;
 	e->job.state = SPOOL_RECEIVING;
 	e->job.length = length;
+	e->job.size = meta->encoding == META_ENCODING_ZSTD ? (uint64_t)meta->size : length;
 	if (digest) {
 		e->job.has_digest = 1;
 		memcpy(e->job.digest, digest, DIGEST_SHA256_LEN);
@@ -1246,7 +1367,7 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 		goto undo;
 	}
 	if (length == 0) {
-		rc = job_commit(s, e, &gone);
+		rc = job_commit(s, e, &gone, &why);
 		if (gone)
 			return rc;
 	}
@@ -1285,7 +1406,7 @@ enum spool_err spool_create(struct spool *s, const char *owner, const struct job
 		if (r == -1)
 			return SPOOL_E_IO;
 		if (r == 0)
-			rc = create_existing(s, owner, claim, id, length, digest, out, &retry);
+			rc = create_existing(s, owner, claim, id, meta, length, digest, out, &retry);
 		else
 			rc = create_new(s, owner, meta, claim, length, digest, sequence, out,
 					&retry);
@@ -1362,8 +1483,8 @@ enum spool_err spool_write_begin(struct spool *s, const char *owner, const char 
 		rc = SPOOL_E_IO;
 		goto fail;
 	}
-	/* At offset 0 the hash state is known without reading anything. */
-	if (!e->hash && offset == 0) {
+	/* At offset 0 the hash state is known without reading anything; zstd jobs have none. */
+	if (!e->hash && offset == 0 && e->job.meta.encoding != META_ENCODING_ZSTD) {
 		e->hash = EVP_MD_CTX_new();
 		if (e->hash && !EVP_DigestInit_ex(e->hash, EVP_sha256(), NULL)) {
 			EVP_MD_CTX_free(e->hash);
@@ -1497,10 +1618,17 @@ static void writer_free(struct spool_write *w, int gone)
 
 enum spool_err spool_write_end(struct spool_write *w, struct spool_job *out)
 {
+	return spool_write_end_why(w, out, NULL);
+}
+
+enum spool_err spool_write_end_why(struct spool_write *w, struct spool_job *out,
+				   const char **why)
+{
 	struct spool *s = w->s;
 	struct entry *e = w->e;
 	enum spool_err rc = w->err, r;
 	unsigned char got[DIGEST_SHA256_LEN];
+	const char *reason = NULL;
 	unsigned int n = 0;
 	int gone = 0;
 
@@ -1517,8 +1645,10 @@ enum spool_err spool_write_end(struct spool_write *w, struct spool_job *out)
 		if (!rc)
 			rc = r;
 		if (!rc && e->job.offset == e->job.length)
-			rc = job_commit(s, e, &gone);
+			rc = job_commit(s, e, &gone, &reason);
 	}
+	if (rc == SPOOL_E_DIGEST && why)
+		*why = reason;
 	if (!gone && out) {
 		pthread_mutex_lock(&s->lock);
 		*out = e->job;
@@ -1713,6 +1843,84 @@ enum spool_err spool_paths(struct spool *s, const char *id, char *data, char *js
 			return SPOOL_E_BUFFER;
 	}
 	return SPOOL_OK;
+}
+
+/* Writes the document of j, read through d, to fd; checks its SHA-256 against j's. */
+static enum spool_err decode_to(struct decode *d, int fd, const struct spool_job *j)
+{
+	unsigned char sha[DIGEST_SHA256_LEN], *buf = malloc(READ_CHUNK);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	enum spool_err rc = SPOOL_E_IO;
+	enum decode_err de;
+	unsigned int n = 0;
+	size_t got = 0;
+
+	if (!buf || !ctx) {
+		rc = SPOOL_E_NOMEM;
+		goto out;
+	}
+	if (!EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	do {
+		de = decode_read(d, buf, READ_CHUNK, &got);
+		if (de) {
+			rc = de == DECODE_E_IO ? SPOOL_E_IO :
+			     de == DECODE_E_NOMEM ? SPOOL_E_NOMEM : SPOOL_E_DIGEST;
+			goto out;
+		}
+		if (got && (!EVP_DigestUpdate(ctx, buf, got) || write_all(fd, buf, got) == -1)) {
+			rc = errno_err(errno);
+			goto out;
+		}
+	} while (got);
+	if (!EVP_DigestFinal_ex(ctx, sha, &n) || n != DIGEST_SHA256_LEN)
+		goto out;
+	rc = CRYPTO_memcmp(sha, j->sha256, DIGEST_SHA256_LEN) ? SPOOL_E_DIGEST : SPOOL_OK;
+out:
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return rc;
+}
+
+enum spool_err spool_decode_temp(struct spool *s, const char *id, char *path, size_t cap)
+{
+	char tmpl[PATH_MAX];
+	struct decode *d = NULL;
+	struct spool_job j;
+	enum spool_err rc;
+	int in = -1, out = -1, n;
+
+	rc = spool_open_data(s, id, &in, &j);
+	if (rc)
+		return rc;
+	if (j.meta.encoding != META_ENCODING_ZSTD) {
+		close_fd(in);
+		return SPOOL_E_INVALID;
+	}
+	n = snprintf(tmpl, sizeof(tmpl), "%s/tmp/%s" TMP_SUFFIX, s->dir, j.id);
+	if (n < 0 || (size_t)n >= sizeof(tmpl) || (size_t)n >= cap) {
+		close_fd(in);
+		return SPOOL_E_BUFFER;
+	}
+	d = decode_new(in, j.length, j.size); /* owns in from here */
+	if (!d)
+		return SPOOL_E_NOMEM;
+	out = mkostemp(tmpl, O_CLOEXEC);
+	if (out == -1) {
+		rc = errno_err(errno);
+		goto out;
+	}
+	rc = decode_to(d, out, &j);
+	if (close(out) == -1 && errno != EINTR && !rc)
+		rc = errno_err(errno);
+	if (rc) {
+		unlink(tmpl);
+		goto out;
+	}
+	memcpy(path, tmpl, (size_t)n + 1);
+out:
+	decode_free(d);
+	return rc;
 }
 
 enum spool_err spool_mark_hooked(struct spool *s, const char *id)

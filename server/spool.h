@@ -12,10 +12,14 @@
 
 /*
  * Layout under dir (all on one filesystem so renames are atomic):
- *   uploads/<job-id>/data      bytes received so far; its size is the upload's offset
- *   uploads/<job-id>/job.json  owner, metadata, length, digest (hex), sequence, times: written
- *                              at creation, replaced atomically once more at commit (adding
- *                              committed_ms and sha256); always via job.json.tmp, fsync, rename
+ *   uploads/<job-id>/data      bytes received so far, as sent (a zstd job stays compressed);
+ *                              its size is the upload's offset
+ *   uploads/<job-id>/job.json  owner, metadata (encoding, and size: the document's bytes),
+ *                              length, digest (hex), sequence, times: written at creation,
+ *                              replaced atomically once more at commit (adding committed_ms,
+ *                              sha256 of the document and stored_size); always via
+ *                              job.json.tmp, fsync, rename. A job.json without size or
+ *                              stored_size (written before zstd existed) is an identity job.
  *   ready/<job-id>/            a committed job: the same two files, moved here by one rename
  *                              of the directory after fsync, so ready/ never holds half a job
  *   ready/<job-id>/hooked      present once the on-commit hook has run for the job
@@ -28,6 +32,8 @@
  *                              removes it (the pair is forgotten, PROTOCOL.md 7.4).
  *   trash/<job-id>/            a job being removed: renamed here first, so removal is atomic;
  *                              emptied at spool_open
+ *   tmp/<job-id>-XXXXXX        a zstd job decoded for the on-commit hook (spool_decode_temp);
+ *                              the hook removes it, spool_open empties tmp/ after a crash
  * The claim is the last step of a creation: an upload or job directory that no claim names is
  * half-created (or half-deleted) and spool_open removes it. Every answer about an offset
  * reports bytes that are on disk: each write_end fdatasyncs. A crash during a commit leaves the
@@ -35,6 +41,11 @@
  * spool_write_begin at that offset followed by spool_write_end with no bytes (a PATCH with an
  * empty body). Bytes of a request with Upload-Checksum that a crash (not an error) cut short
  * cannot be told apart from verified ones and stay; the whole-job digest still guards them.
+ *
+ * A zstd job (meta.encoding) is stored as sent: length, offsets and Upload-Checksum count its
+ * compressed bytes. Its commit decodes the data (server/decode.h) and checks that it decodes
+ * cleanly to exactly meta.size bytes whose SHA-256 is the Repr-Digest; sha256 and size of a
+ * committed job describe the document, never the stored bytes.
  */
 
 enum spool_err {
@@ -65,11 +76,12 @@ struct spool_job {
 	char owner[OWNER_MAX + 1];
 	struct job_meta meta;
 	enum spool_state state;
-	uint64_t length;          /* Upload-Length */
+	uint64_t length;          /* Upload-Length: the bytes stored (compressed for zstd) */
+	uint64_t size;            /* the document's bytes: meta.size for zstd, else length */
 	uint64_t offset;          /* bytes safely on disk (== length when committed) */
 	int has_digest;
 	unsigned char digest[DIGEST_SHA256_LEN]; /* Repr-Digest given at creation */
-	unsigned char sha256[DIGEST_SHA256_LEN]; /* computed; valid when committed */
+	unsigned char sha256[DIGEST_SHA256_LEN]; /* of the document; valid when committed */
 	uint64_t sequence;        /* Fs-Sequence */
 	int64_t created_ms, committed_ms;
 	int64_t expires_ms;       /* receiving: created + upload expiry; committed: + retention */
@@ -117,10 +129,12 @@ void spool_recovery(struct spool *s, struct spool_recovery *out);
  * Creates an upload for (owner, meta->job_id), or finds the existing one: *existed is 1 when it
  * did, and *out describes it (RECEIVING with its offset, or COMMITTED). Errors: SPOOL_E_CONFLICT
  * (existing job with another length, or another digest when both are known), SPOOL_E_RELEASED
- * (tombstone: the job was committed and has left; *out then holds its id, the owner and the
- * length asked for, state COMMITTED, and nothing else), SPOOL_E_FULL (length does not fit the limit or the free space), SPOOL_E_IO,
- * SPOOL_E_INVALID (owner or meta malformed, length or sequence above INT64_MAX).
- * length 0 commits at once (SPOOL_E_DIGEST when digest is not that of no bytes: nothing kept).
+ * (tombstone: the job was committed and has left; *out then holds its id, the owner, the
+ * length and size asked for, state COMMITTED, and nothing else), SPOOL_E_FULL (length does not
+ * fit the limit or the free space), SPOOL_E_IO, SPOOL_E_INVALID (owner or meta malformed, a
+ * zstd meta without a size or an identity one with one, length or sequence above INT64_MAX).
+ * length 0 commits at once (SPOOL_E_DIGEST when digest is not that of no bytes, or for a zstd
+ * job, which holds at least one frame: nothing kept).
  * The free space counted is the filesystem's minus min_free_bytes minus the bytes receiving
  * uploads still have to write. An existing job is reported without waiting for its writer; a
  * racing creation of the same pair waits until the first one has finished. Metadata of a
@@ -169,6 +183,14 @@ enum spool_err spool_write(struct spool_write *w, const void *buf, size_t len);
 enum spool_err spool_write_end(struct spool_write *w, struct spool_job *out);
 
 /*
+ * As spool_write_end. When it returns SPOOL_E_DIGEST and why is not NULL, *why is a static
+ * text saying what was wrong, for the problem detail: the digest, or for a zstd job the
+ * stream itself (decode_strerror: corrupt, truncated, trailing bytes, too long or too short).
+ */
+enum spool_err spool_write_end_why(struct spool_write *w, struct spool_job *out,
+				   const char **why);
+
+/*
  * Ends a request cut short (client gone): keeps and fdatasyncs what was written, frees w. With
  * an Upload-Checksum, or after SPOOL_E_TOO_LARGE, the request's bytes are dropped instead
  * (they cannot be verified, PROTOCOL.md 8.4). Never commits.
@@ -191,7 +213,8 @@ enum spool_err spool_list(struct spool *s, const char *owner, struct spool_job *
 
 /*
  * Opens a committed job's data read-only for the release API. Returns an fd the caller closes
- * and fills *out. Errors: SPOOL_E_NOT_FOUND, SPOOL_E_NOT_COMMITTED.
+ * and fills *out. The data is as stored: a zstd job's is decoded by the caller (decode_new
+ * with out->length and out->size). Errors: SPOOL_E_NOT_FOUND, SPOOL_E_NOT_COMMITTED.
  */
 enum spool_err spool_open_data(struct spool *s, const char *id, int *fd, struct spool_job *out);
 
@@ -207,6 +230,17 @@ enum spool_err spool_release(struct spool *s, const char *id, struct spool_job *
  * Errors: SPOOL_E_NOT_FOUND, SPOOL_E_NOT_COMMITTED, SPOOL_E_BUFFER (cap too small).
  */
 enum spool_err spool_paths(struct spool *s, const char *id, char *data, char *json, size_t cap);
+
+/*
+ * Decodes a committed zstd job into a new file tmp/<id>-XXXXXX (mode 0600) for the on-commit
+ * hook, checking its size and SHA-256 again, and writes that file's absolute path into path
+ * (cap bytes). The caller removes the file (unlink) once done with it. Memory is bounded as in
+ * decode_read; the disk space is the document's size, outside spool_limit. Errors:
+ * SPOOL_E_NOT_FOUND, SPOOL_E_NOT_COMMITTED, SPOOL_E_INVALID (not a zstd job), SPOOL_E_BUFFER,
+ * SPOOL_E_FULL, SPOOL_E_NOMEM, SPOOL_E_IO, SPOOL_E_DIGEST (the stored data no longer decodes to
+ * the committed document). On an error no file is left.
+ */
+enum spool_err spool_decode_temp(struct spool *s, const char *id, char *path, size_t cap);
 
 /* Marks the on-commit hook as done for a committed job (creates ready/<id>/hooked, fsync'd). */
 enum spool_err spool_mark_hooked(struct spool *s, const char *id);

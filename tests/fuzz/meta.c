@@ -24,7 +24,8 @@ static int same(const struct job_meta *a, const struct job_meta *b)
 {
 	return strcmp(a->job_id, b->job_id) == 0 && strcmp(a->name, b->name) == 0 &&
 	       strcmp(a->format, b->format) == 0 && a->copies == b->copies &&
-	       a->submitted_at_ms == b->submitted_at_ms && a->encoding == b->encoding;
+	       a->submitted_at_ms == b->submitted_at_ms && a->encoding == b->encoding &&
+	       a->size == b->size;
 }
 
 static void fuzz_meta(const char *v, size_t len)
@@ -44,7 +45,9 @@ static void fuzz_meta(const char *v, size_t len)
 	check(terminated(a.format, sizeof(a.format)));
 	check(a.copies >= 1 && a.copies <= META_COPIES_MAX);
 	check(a.submitted_at_ms >= -1);
-	check(a.encoding == META_ENCODING_IDENTITY);
+	/* size comes with zstd and only with it */
+	check((a.encoding == META_ENCODING_IDENTITY && a.size == -1) ||
+	      (a.encoding == META_ENCODING_ZSTD && a.size >= 0 && a.size <= META_SIZE_MAX));
 	/* the stored format is itself an accepted, normalized media type */
 	check(meta_format_parse(a.format, strlen(a.format), fmt, sizeof(fmt)) == PROTO_OK);
 	check(strcmp(fmt, a.format) == 0);

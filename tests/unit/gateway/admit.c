@@ -28,6 +28,10 @@
 /* SHA-256 of the empty string */
 #define SUM "Upload-Checksum: sha256 47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 #define DIG "Repr-Digest: sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:"
+/* META1 for a zstd job whose document has 1000000 (MAXJOB), 1000001 or 500 bytes */
+#define ZSTD_AT_MAX META1 ",encoding enN0ZA==,size MTAwMDAwMA=="
+#define ZSTD_ABOVE  META1 ",encoding enN0ZA==,size MTAwMDAwMQ=="
+#define ZSTD_500    META1 ",encoding enN0ZA==,size NTAw"
 
 static struct {
 	cjose_jwk_t *jwk;
@@ -166,6 +170,7 @@ struct admit_case {
 	const char *meta_job, *meta_format;
 	unsigned copies;
 	int where; /* server_id/job_id must be SID/JID */
+	int64_t zstd_size; /* with meta_job: 0 for identity (size -1), else zstd of this size */
 };
 
 #define OK(r)	.ret = 0, .route = (r), .problem = PROBLEM_UNKNOWN
@@ -454,6 +459,42 @@ static const struct admit_case cases[] = {
 	 .meta_job = "11111111-2222-4333-8444-555555555555",
 	 .meta_format = "application/pdf",
 	 .copies = 3},
+	/* zstd: Upload-Length counts the compressed bytes, size the document; both are bounded */
+	{"create zstd",
+	 "POST",
+	 "/v1/jobs",
+	 {A_GOOD, TUS, "Upload-Length: 1000", ZSTD_AT_MAX},
+	 OK(ADMIT_CREATE),
+	 .token = TOKEN_OK,
+	 .length = 1000,
+	 .meta_job = UUID1,
+	 .meta_format = "application/octet-stream",
+	 .copies = 1,
+	 .zstd_size = 1000000},
+	{"create zstd size above max",
+	 "POST",
+	 "/v1/jobs",
+	 {A_GOOD, TUS, "Upload-Length: 1000", ZSTD_ABOVE},
+	 NO(PROBLEM_TOO_LARGE),
+	 .token = -1},
+	{"create zstd length above max",
+	 "POST",
+	 "/v1/jobs",
+	 {A_GOOD, TUS, "Upload-Length: 1000001", ZSTD_500},
+	 NO(PROBLEM_TOO_LARGE),
+	 .token = -1},
+	{"create zstd without size",
+	 "POST",
+	 "/v1/jobs",
+	 {A_GOOD, TUS, "Upload-Length: 1000", META1 ",encoding enN0ZA=="},
+	 NO(PROBLEM_INVALID_METADATA),
+	 .token = -1},
+	{"create size without zstd",
+	 "POST",
+	 "/v1/jobs",
+	 {A_GOOD, TUS, "Upload-Length: 1000", META1 ",size NTAw"},
+	 NO(PROBLEM_INVALID_METADATA),
+	 .token = -1},
 	{"create chunked",
 	 "POST",
 	 "/v1/jobs",
@@ -727,6 +768,24 @@ static const struct admit_case cases[] = {
 	 .meta_job = UUID1,
 	 .meta_format = "application/pdf",
 	 .copies = 3},
+	{"put zstd",
+	 "PUT",
+	 PUT_URL,
+	 {A_GOOD, "Content-Length: 40", "Upload-Metadata: encoding enN0ZA==,size NTAw"},
+	 OK(ADMIT_PUT),
+	 .token = -1,
+	 .length = 40,
+	 .has_body = 1,
+	 .meta_job = UUID1,
+	 .meta_format = "application/octet-stream",
+	 .copies = 1,
+	 .zstd_size = 500},
+	{"put zstd size above max",
+	 "PUT",
+	 PUT_URL,
+	 {A_GOOD, "Content-Length: 40", "Upload-Metadata: encoding enN0ZA==,size MTAwMDAwMQ=="},
+	 NO(PROBLEM_TOO_LARGE),
+	 .token = -1},
 	{"put format from metadata",
 	 "PUT",
 	 PUT_URL,
@@ -892,6 +951,10 @@ static void run_case(const struct admit_case *c)
 	if (c->meta_job) {
 		cr_expect_str_eq(a.meta.job_id, c->meta_job, "%s", c->name);
 		cr_expect_eq(a.meta.copies, c->copies, "%s: copies", c->name);
+		cr_expect_eq(a.meta.encoding,
+			     c->zstd_size ? META_ENCODING_ZSTD : META_ENCODING_IDENTITY, "%s",
+			     c->name);
+		cr_expect_eq(a.meta.size, c->zstd_size ? c->zstd_size : -1, "%s: size", c->name);
 	}
 	if (c->meta_format)
 		cr_expect_str_eq(a.meta.format, c->meta_format, "%s", c->name);

@@ -129,6 +129,39 @@ Test(meta_parse, accepts_with_exact_fields)
 		cr_expect_eq(m.copies, a->copies, "case %zu", i);
 		cr_expect_eq(m.submitted_at_ms, a->ms, "case %zu", i);
 		cr_expect_eq(m.encoding, META_ENCODING_IDENTITY, "case %zu", i);
+		cr_expect_eq(m.size, -1, "case %zu", i);
+	}
+}
+
+/* Compressed jobs: encoding zstd with the decoded document's size. */
+static const struct {
+	const char *tmpl;
+	size_t len;
+	const char *name;
+	int64_t size;
+} zstd_accepts[] = {
+	{S(J ",encoding {zstd},size {1048576}"), "", 1048576},
+	/* in any order */
+	{S("size {0},name {a.pdf},encoding {zstd}," J), "a.pdf", 0},
+	/* the largest size, 2^53-1 */
+	{S(J ",encoding {zstd},size {9007199254740991}"), "", 9007199254740991},
+	{S(J ",name {r.pdf},format {application/pdf},copies {2},"
+	     "submitted-at {2024-02-29T12:00:00.5Z},encoding {zstd},size {77}"),
+	 "r.pdf", 77},
+};
+
+Test(meta_parse, accepts_zstd_with_its_size)
+{
+	for (size_t i = 0; i < sizeof(zstd_accepts) / sizeof(zstd_accepts[0]); i++) {
+		struct job_meta m;
+
+		memset(&m, 0x5a, sizeof(m));
+		cr_assert_eq(parse_template(zstd_accepts[i].tmpl, zstd_accepts[i].len, &m),
+			     PROTO_OK, "case %zu: %s", i, zstd_accepts[i].tmpl);
+		cr_expect_str_eq(m.job_id, JID, "case %zu", i);
+		cr_expect_str_eq(m.name, zstd_accepts[i].name, "case %zu", i);
+		cr_expect_eq(m.encoding, META_ENCODING_ZSTD, "case %zu", i);
+		cr_expect_eq(m.size, zstd_accepts[i].size, "case %zu", i);
 	}
 }
 
@@ -259,6 +292,29 @@ static const struct reject rejects[] = {
 	{S(J ",encoding {Identity}"), PROTO_E_META_ENCODING},
 	{S(J ",encoding {identity }"), PROTO_E_META_ENCODING},
 	{S(J ",encoding"), PROTO_E_META_ENCODING},
+	{S(J ",encoding {Zstd},size {1}"), PROTO_E_META_ENCODING},
+	{S(J ",encoding {zstd },size {1}"), PROTO_E_META_ENCODING},
+	{S(J ",encoding {zst},size {1}"), PROTO_E_META_ENCODING},
+	{S(J ",encoding {zstd,gzip},size {1}"), PROTO_E_META_ENCODING},
+	/* size: required with zstd, refused without it, strict decimal 0..2^53-1 */
+	{S(J ",encoding {zstd}"), PROTO_E_META_SIZE},
+	{S(J ",size {100}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {identity},size {100}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {0100}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {00}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {-1}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {+1}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size { 1}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {1e6}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {9007199254740992}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {18446744073709551617}"), PROTO_E_META_SIZE},
+	{S(J ",encoding {zstd},size {1\0}"), PROTO_E_META_TEXT},
+	{S(J ",encoding {zstd},size {1},size {1}"), PROTO_E_META_DUP_KEY},
+	/* a bad pair comes before the missing size; a missing job-id before both */
+	{S(J ",encoding {zstd},copies {0}"), PROTO_E_META_COPIES},
+	{S("encoding {zstd}"), PROTO_E_META_JOB_ID},
+	{S("size {1}"), PROTO_E_META_JOB_ID},
 	/* the first bad pair decides */
 	{S(J ",copies {0},format {x/y}"), PROTO_E_META_COPIES},
 	{S(J ",format {x/y},copies {0}"), PROTO_E_META_FORMAT},
@@ -439,6 +495,48 @@ Test(meta_encode, canonical_form_exact)
 
 	/* out_len may be NULL */
 	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), NULL), PROTO_OK);
+
+	/* zstd names its encoding and the decoded size, last */
+	m.encoding = META_ENCODING_ZSTD;
+	m.size = 1048576;
+	cr_assert_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_OK);
+	cr_expect_str_eq(buf, "job-id MGY4ZmFkNWItZDljYi00NjlmLWExNjUtNzA4Njc3Mjg5NTBl,"
+			      "name cmVwb3J0LnBkZg==,format YXBwbGljYXRpb24vcGRm,copies Mw==,"
+			      "submitted-at MjAyNi0xMS0yNFQyMjoyOToyNC4xMjNa,"
+			      "encoding enN0ZA==,size MTA0ODU3Ng==");
+	cr_expect_eq(n, strlen(buf));
+	m.size = 0;
+	m.submitted_at_ms = -1;
+	m.name[0] = '\0';
+	cr_assert_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_OK);
+	cr_expect_str_eq(buf, "job-id MGY4ZmFkNWItZDljYi00NjlmLWExNjUtNzA4Njc3Mjg5NTBl,"
+			      "format YXBwbGljYXRpb24vcGRm,copies Mw==,"
+			      "encoding enN0ZA==,size MA==");
+}
+
+/* encoding and size go together; the encoder refuses a struct meta_parse never makes */
+Test(meta_encode, rejects_inconsistent_encoding_and_size)
+{
+	struct job_meta m;
+	char buf[1024] = "untouched";
+	size_t n = 4242;
+
+	meta_init(&m, JID);
+	m.size = 10;
+	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_E_META_SIZE);
+	m.encoding = META_ENCODING_ZSTD;
+	m.size = -1;
+	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_E_META_SIZE);
+	m.size = META_SIZE_MAX + 1;
+	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_E_META_SIZE);
+	m.size = META_SIZE_MAX;
+	m.encoding = (enum meta_encoding)7;
+	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_E_META_ENCODING);
+	cr_expect_str_eq(buf, "untouched");
+	cr_expect_eq(n, 4242);
+	m.encoding = META_ENCODING_ZSTD;
+	cr_expect_eq(meta_encode(&m, buf, sizeof(buf), &n), PROTO_OK);
+	cr_expect_eq(n, strlen(buf));
 }
 
 Test(meta_encode, buffer_exact_and_one_short)
@@ -493,6 +591,19 @@ Test(meta_encode, round_trips_through_parse)
 		cr_expect_eq(a.copies, b.copies);
 		cr_expect_eq(a.submitted_at_ms, b.submitted_at_ms);
 		cr_expect_eq(a.encoding, b.encoding);
+		cr_expect_eq(a.size, b.size);
+	}
+	for (size_t i = 0; i < sizeof(zstd_accepts) / sizeof(zstd_accepts[0]); i++) {
+		struct job_meta a, b;
+		size_t n = 0;
+
+		cr_assert_eq(parse_template(zstd_accepts[i].tmpl, zstd_accepts[i].len, &a),
+			     PROTO_OK);
+		cr_assert_eq(meta_encode(&a, enc, sizeof(enc), &n), PROTO_OK, "zstd case %zu", i);
+		cr_assert_eq(meta_parse(enc, n, &b), PROTO_OK, "zstd case %zu: %s", i, enc);
+		cr_expect_eq(b.encoding, META_ENCODING_ZSTD);
+		cr_expect_eq(b.size, a.size);
+		cr_expect_str_eq(b.name, a.name);
 	}
 	/* the largest struct fits the encoder */
 	{
@@ -503,10 +614,14 @@ Test(meta_encode, round_trips_through_parse)
 		strcpy(a.format, "application/octet-stream");
 		a.copies = 999;
 		a.submitted_at_ms = 253402300799999;
+		a.encoding = META_ENCODING_ZSTD;
+		a.size = META_SIZE_MAX;
 		cr_assert_eq(meta_encode(&a, enc, sizeof(enc), &n), PROTO_OK);
 		cr_assert_eq(meta_parse(enc, n, &b), PROTO_OK);
 		cr_expect_str_eq(a.name, b.name);
 		cr_expect_eq(b.submitted_at_ms, 253402300799999);
+		cr_expect_eq(b.encoding, META_ENCODING_ZSTD);
+		cr_expect_eq(b.size, META_SIZE_MAX);
 	}
 }
 
@@ -522,6 +637,7 @@ Test(meta_init, sets_defaults)
 	cr_expect_eq(m.copies, 1);
 	cr_expect_eq(m.submitted_at_ms, -1);
 	cr_expect_eq(m.encoding, META_ENCODING_IDENTITY);
+	cr_expect_eq(m.size, -1);
 }
 
 struct format_case {
@@ -719,4 +835,15 @@ Test(meta_parse_for, path_job_id)
 	/* other errors still come first */
 	n = expand(S("copies {0}"), buf, sizeof(buf));
 	cr_expect_eq(meta_parse_for(buf, n, JID, &m), PROTO_E_META_COPIES);
+
+	/* a one-shot PUT may carry a compressed job too; its size rule is the same */
+	n = expand(S("encoding {zstd},size {4096}"), buf, sizeof(buf));
+	cr_assert_eq(meta_parse_for(buf, n, JID, &m), PROTO_OK);
+	cr_expect_eq(m.encoding, META_ENCODING_ZSTD);
+	cr_expect_eq(m.size, 4096);
+	n = expand(S("encoding {zstd}"), buf, sizeof(buf));
+	cr_expect_eq(meta_parse_for(buf, n, JID, &m), PROTO_E_META_SIZE);
+	/* ...after the path's job id is checked */
+	n = expand(S(J ",encoding {zstd}"), buf, sizeof(buf));
+	cr_expect_eq(meta_parse_for(buf, n, other, &m), PROTO_E_META_JOB_ID_MISMATCH);
 }

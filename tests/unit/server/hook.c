@@ -8,8 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <zstd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -361,4 +364,98 @@ Test(hook, ignores_bad_and_vanished_jobs)
 	cr_assert_eq(count_lines(runs, "\n"), 1, "only the committed job ran");
 	cr_assert_eq(count_lines(runs, kept.id), 1);
 	cr_assert_eq(unhooked(), 0);
+}
+
+/* Entries of the spool's tmp/ (decoded documents). */
+static size_t tmp_entries(void)
+{
+	char path[4200];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/tmp", spool_dir);
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+Test(hook, zstd_job_is_handed_over_decoded)
+{
+	enum { DOC = 100000 };
+	static unsigned char doc[DOC];
+	unsigned char md[EVP_MAX_MD_SIZE], *packed;
+	char cmd[8192], path[4200], want_hex[65], size[32], *dump, *v, *copy;
+	unsigned int mdlen = 0;
+	size_t packed_len, cap = ZSTD_compressBound(DOC);
+	struct spool_job job;
+	struct spool_write *w;
+	struct job_meta meta;
+	char uuid[UUID_LEN + 1];
+	int existed = 1;
+	struct hook *h;
+	FILE *f;
+
+	for (size_t i = 0; i < DOC; i++)
+		doc[i] = (unsigned char)("%PDF-1.7 stream of text "[i % 24] + (i / 4096 % 3));
+	packed = malloc(cap);
+	cr_assert_not_null(packed);
+	packed_len = ZSTD_compress(packed, cap, doc, DOC, 3);
+	cr_assert(!ZSTD_isError(packed_len));
+	cr_assert_lt(packed_len, DOC / 10);
+	cr_assert_eq(jobid_client_generate(uuid), PROTO_OK);
+	meta_init(&meta, uuid);
+	meta.encoding = META_ENCODING_ZSTD;
+	meta.size = DOC;
+	cr_assert_eq(spool_create(spool, "alice", &meta, packed_len, NULL, 1, &job, &existed),
+		     SPOOL_OK);
+	cr_assert_eq(spool_write_begin(spool, "alice", job.id, 0, NULL, &w, NULL), SPOOL_OK);
+	cr_assert_eq(spool_write(w, packed, packed_len), SPOOL_OK);
+	cr_assert_eq(spool_write_end(w, &job), SPOOL_OK);
+	cr_assert_eq(job.state, SPOOL_COMMITTED);
+
+	/* the command copies what FSG_JOB_FILE names, while it exists */
+	snprintf(cmd, sizeof(cmd), "cd '%s' && env > job.env && cp \"$FSG_JOB_FILE\" copy", dir);
+	h = hook_start(cmd, 5000, spool);
+	cr_assert_not_null(h);
+	hook_stop(h);
+	cr_assert_eq(unhooked(), 0);
+
+	snprintf(path, sizeof(path), "%s/copy", dir);
+	f = fopen(path, "rb");
+	cr_assert_not_null(f, "the hook should have copied the document");
+	copy = malloc(DOC + 1);
+	cr_assert_not_null(copy);
+	cr_assert_eq(fread(copy, 1, DOC + 1, f), DOC, "the document, not the compressed bytes");
+	fclose(f);
+	cr_assert_eq(memcmp(copy, doc, DOC), 0);
+	free(copy);
+
+	snprintf(path, sizeof(path), "%s/job.env", dir);
+	dump = slurp(path);
+	cr_assert_not_null(dump);
+	snprintf(size, sizeof(size), "%d", DOC);
+	v = env_get(dump, "FSG_JOB_SIZE");
+	cr_assert_str_eq(v, size);
+	free(v);
+	cr_assert_eq(EVP_Digest(doc, DOC, md, &mdlen, EVP_sha256(), NULL), 1);
+	for (unsigned i = 0; i < mdlen; i++)
+		snprintf(want_hex + 2 * i, 3, "%02x", md[i]);
+	v = env_get(dump, "FSG_JOB_SHA256");
+	cr_assert_str_eq(v, want_hex);
+	free(v);
+	/* a decoded copy in the spool's tmp/, gone once the run ended; the stored data stays */
+	v = env_get(dump, "FSG_JOB_FILE");
+	snprintf(path, sizeof(path), "%s/tmp/%s-", spool_dir, job.id);
+	cr_assert_eq(strncmp(v, path, strlen(path)), 0, "FSG_JOB_FILE=%s", v);
+	cr_assert_eq(access(v, F_OK), -1, "the decoded copy is removed after the run");
+	free(v);
+	cr_assert_eq(tmp_entries(), 0);
+	cr_assert_eq(spool_paths(spool, job.id, path, NULL, sizeof(path)), SPOOL_OK);
+	cr_assert_eq(access(path, F_OK), 0);
+	free(dump);
+	free(packed);
 }
