@@ -92,8 +92,9 @@ struct admit {
  * In step 7, headers no client may send come first (Fs-Owner, Fs-Sequence,
  * Upload-Defer-Length, Upload-Concat, X-HTTP-Method-Override: 400 invalid-header; then
  * Content-Encoding other than identity: 415), then per method: POST Upload-Length,
- * Upload-Metadata, Repr-Digest, Content-Type (with a body), Upload-Checksum (also with an
- * empty body), Content-Length above Upload-Length (413); PATCH Content-Type, Upload-Offset,
+ * Upload-Metadata (a zstd job's size above the maximum: 413), Repr-Digest, Content-Type
+ * (with a body), Upload-Checksum (also with an empty body), Content-Length above
+ * Upload-Length (413); PATCH Content-Type, Upload-Offset,
  * Upload-Length (syntax only; the upload's length is known upstream), framing (411),
  * Upload-Checksum, Repr-Digest; PUT path UUID (invalid-job-id), Content-Length (411; chunked
  * too), size (413), Content-Type (415), Upload-Metadata, Repr-Digest. The public job id of

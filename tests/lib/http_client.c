@@ -28,18 +28,28 @@ void http_client_tls(const char *ca_file, const char *cert_file, const char *key
 struct buffer {
 	char *data;
 	size_t len;
+	size_t cap;
 };
 
 static size_t buffer_add(char *ptr, size_t size, size_t n, void *cls)
 {
 	struct buffer *b = cls;
 	size_t add = size * n;
-	char *p = realloc(b->data, b->len + add + 1);
 
-	if (!p)
-		return 0;
-	memcpy(p + b->len, ptr, add);
-	b->data = p;
+	if (b->len + add + 1 > b->cap) {
+		/* Doubling: large bodies (release content) in O(n), not one realloc per chunk. */
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + add + 1)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			return 0;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, ptr, add);
 	b->len += add;
 	b->data[b->len] = '\0';
 	return add;
