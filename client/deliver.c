@@ -18,6 +18,7 @@
 #include "client/queue.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "proto/ascii.h"
 #include "proto/digest.h"
 #include "proto/meta.h"
 #include "proto/num.h"
@@ -100,18 +101,6 @@ int deliver_global_init(void)
 	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
 }
 
-static void hex32(const unsigned char d[32], char out[65])
-{
-	static const char x[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = x[d[i] >> 4];
-		out[2 * i + 1] = x[d[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 /* token68 (RFC 9110): the only characters a bearer token may have on the wire. */
 static int token_valid(const char *t)
 {
@@ -174,7 +163,7 @@ static int session_token(struct session *s, char *msg, size_t cap)
 		msgf(msg, cap, "cannot hash the token");
 		return -1;
 	}
-	hex32(d, s->token_hash);
+	ascii_hex_encode(d, sizeof(d), s->token_hash);
 	snprintf(s->auth, sizeof(s->auth), "Authorization: Bearer %s", s->token);
 	return 0;
 }

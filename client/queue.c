@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <zstd.h>
 
+#include "common/fsio.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "proto/ascii.h"
@@ -274,54 +275,6 @@ static int path_join(char *out, size_t cap, const char *a, const char *b)
 	return 0;
 }
 
-static int sync_fd(int fd)
-{
-	int r;
-
-	do
-		r = fsync(fd);
-	while (r == -1 && errno == EINTR);
-	return r;
-}
-
-/* Closes fd keeping errno; Linux closes the fd even when close fails, so no retry. */
-static void close_fd(int fd)
-{
-	int saved = errno;
-
-	if (fd >= 0)
-		close(fd);
-	errno = saved;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int dir_open(int at, const char *name)
-{
-	int fd;
-
-	do
-		fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	while (fd == -1 && errno == EINTR);
-	return fd;
-}
-
 static int lock_fd(int fd, int op)
 {
 	int r;
@@ -370,12 +323,12 @@ static int tree_remove(int parent, const char *name, int depth)
 		return 0;
 	if ((errno != EISDIR && errno != EPERM) || depth == 0)
 		return -1;
-	fd = dir_open(parent, name);
+	fd = fsio_dir_open(parent, name);
 	if (fd == -1)
 		return errno == ENOENT ? 0 : -1;
 	dir = fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return -1;
 	}
 	while ((d = readdir(dir))) {
@@ -406,13 +359,13 @@ static enum queue_err file_store(int dfd, const char *name, const char *text, si
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1)
 		return errno_err(errno);
-	if (write_all(fd, text, len) == -1 || sync_fd(fd) == -1) {
-		close_fd(fd);
+	if (fsio_write_all(fd, text, len) == -1 || fsio_fsync(fd) == -1) {
+		fsio_close(fd);
 		goto fail;
 	}
 	if (close(fd) == -1 && errno != EINTR)
 		goto fail;
-	if (renameat(dfd, tmp, dfd, name) == -1 || sync_fd(dfd) == -1)
+	if (renameat(dfd, tmp, dfd, name) == -1 || fsio_fsync(dfd) == -1)
 		goto fail;
 	return QUEUE_OK;
 fail:
@@ -489,7 +442,7 @@ static enum queue_err json_read(int dfd, const char *name, json_t **out)
 	if (*out)
 		rc = QUEUE_OK;
 out:
-	close_fd(fd);
+	fsio_close(fd);
 	return rc;
 }
 
@@ -526,47 +479,14 @@ static enum queue_err json_set_str(json_t *o, const char *key, const char *s, si
 	return json_object_set_new(o, key, v) ? QUEUE_E_NOMEM : QUEUE_OK;
 }
 
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = ascii_hex_digit(in[i] >> 4);
-		out[2 * i + 1] = ascii_hex_digit(in[i]);
-	}
-	out[2 * n] = '\0';
-}
-
-static int hex_value(char c)
-{
-	if (ascii_is_digit(c))
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Strict lowercase hex of exactly n bytes. Returns 0 or -1. */
-static int hex_decode(const char *s, size_t len, unsigned char *out, size_t n)
-{
-	if (len != 2 * n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
-}
-
 /* ---- the queue directory ---- */
 
 static void qdir_close(struct qdir *q)
 {
-	close_fd(q->root);
-	close_fd(q->tmp);
-	close_fd(q->jobs);
-	close_fd(q->cancelled);
+	fsio_close(q->root);
+	fsio_close(q->tmp);
+	fsio_close(q->jobs);
+	fsio_close(q->cancelled);
 	q->root = q->tmp = q->jobs = q->cancelled = -1;
 }
 
@@ -576,7 +496,7 @@ static int subdir_open(int root, const char *name, int *created)
 		*created = 1;
 	else if (errno != EEXIST)
 		return -1;
-	return dir_open(root, name);
+	return fsio_dir_open(root, name);
 }
 
 /*
@@ -593,10 +513,10 @@ static void tmp_clean(struct qdir *q)
 
 	if (lock_fd(q->tmp, LOCK_EX | LOCK_NB) == -1)
 		return;
-	fd = dir_open(q->tmp, ".");
+	fd = fsio_dir_open(q->tmp, ".");
 	dir = fd == -1 ? NULL : fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		log_warn("queue.tmp", "%s/" TMP_DIR ": %s", q->path, strerror(errno));
 		goto out;
 	}
@@ -613,7 +533,7 @@ static void tmp_clean(struct qdir *q)
 	if (removed) {
 		log_info("queue.tmp", "%s: removed %d leftovers of interrupted submissions",
 			 q->path, removed);
-		sync_fd(q->tmp);
+		fsio_fsync(q->tmp);
 	}
 out:
 	lock_fd(q->tmp, LOCK_UN);
@@ -628,7 +548,7 @@ static enum queue_err qdir_open(const char *queue_dir, struct qdir *q)
 		return QUEUE_E_ARG;
 	if (mkdir_p(queue_dir) == -1 || !realpath(queue_dir, q->path))
 		goto fail;
-	q->root = dir_open(AT_FDCWD, q->path);
+	q->root = fsio_dir_open(AT_FDCWD, q->path);
 	if (q->root == -1)
 		goto fail;
 	q->tmp = subdir_open(q->root, TMP_DIR, &created);
@@ -640,7 +560,7 @@ static enum queue_err qdir_open(const char *queue_dir, struct qdir *q)
 	q->cancelled = subdir_open(q->root, CANCELLED_DIR, &created);
 	if (q->cancelled == -1)
 		goto fail;
-	if (created && sync_fd(q->root) == -1)
+	if (created && fsio_fsync(q->root) == -1)
 		goto fail;
 	tmp_clean(q);
 	return QUEUE_OK;
@@ -711,10 +631,10 @@ static enum queue_err entries_read(const struct qdir *q, int parent, const char 
 	DIR *dir;
 	int fd;
 
-	fd = dir_open(parent, ".");
+	fd = fsio_dir_open(parent, ".");
 	dir = fd == -1 ? NULL : fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return errno_err(errno);
 	}
 	while ((d = readdir(dir))) {
@@ -758,7 +678,7 @@ static json_t *job_json(const struct queue_job *j)
 {
 	char hex[2 * DIGEST_SHA256_LEN + 1];
 
-	hex_encode(j->sha256, DIGEST_SHA256_LEN, hex);
+	ascii_hex_encode(j->sha256, DIGEST_SHA256_LEN, hex);
 	return json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:s, s:I}", "version",
 			 JSON_VERSION, "job_id", j->job_id, "name", j->name, "format", j->format,
 			 "copies", (json_int_t)j->copies, "submitted_at_ms",
@@ -808,7 +728,7 @@ static const char *job_parse(json_t *o, const char *uuid, struct queue_job *j)
 		return "bad size";
 	j->size = (uint64_t)size;
 	j->stored_size = (uint64_t)stored;
-	if (hex_decode(sha, sha_n, j->sha256, DIGEST_SHA256_LEN))
+	if (ascii_hex_decode(sha, sha_n, j->sha256, DIGEST_SHA256_LEN))
 		return "bad sha256";
 	if (enc_n == 4 && !memcmp(enc, "zstd", 4))
 		j->encoding = QUEUE_ENC_ZSTD;
@@ -929,7 +849,7 @@ static enum queue_err job_load(int parent, const char *dir_path, const char *nam
 		return QUEUE_E_NOT_FOUND;
 	if (path_join(j.dir, sizeof(j.dir), dir_path, name) == -1)
 		return QUEUE_E_IO;
-	dfd = dir_open(parent, name);
+	dfd = fsio_dir_open(parent, name);
 	if (dfd == -1) {
 		if (errno == ENOENT)
 			return QUEUE_E_NOT_FOUND;
@@ -990,7 +910,7 @@ out:
 	if (why)
 		log_warn("queue.damaged", "%s: %s", j.dir, why);
 	json_decref(o);
-	close_fd(dfd);
+	fsio_close(dfd);
 	return rc;
 }
 
@@ -1156,13 +1076,13 @@ enum queue_err queue_state_save(const struct queue_job *job, const struct queue_
 	 * A job cancelled or removed meanwhile is no longer at job->dir: QUEUE_E_NOT_FOUND tells
 	 * the deliverer to stop. A save racing the rename lands in the moved directory, harmlessly.
 	 */
-	dfd = dir_open(AT_FDCWD, job->dir);
+	dfd = fsio_dir_open(AT_FDCWD, job->dir);
 	if (dfd == -1) {
 		json_decref(o);
 		return errno == ENOENT ? QUEUE_E_NOT_FOUND : errno_err(errno);
 	}
 	rc = json_store(dfd, STATE_JSON, o);
-	close_fd(dfd);
+	fsio_close(dfd);
 	return rc;
 }
 
@@ -1192,14 +1112,14 @@ static enum queue_err job_discard_locked(struct qdir *q, int parent, const char 
 	snprintf(tmp_name, sizeof(tmp_name), "rm-%s", name);
 	if (renameat(parent, name, q->tmp, tmp_name) == -1)
 		return errno == ENOENT ? QUEUE_E_NOT_FOUND : errno_err(errno);
-	if (sync_fd(parent) == -1)
+	if (fsio_fsync(parent) == -1)
 		return errno_err(errno);
 	/* The job is gone from the queue; a failure below leaves only a leftover to clean. */
 	if (tree_remove(q->tmp, tmp_name, REMOVE_DEPTH) == -1)
 		log_warn("queue.remove", "%s/" TMP_DIR "/%s: %s; removed later", q->path, tmp_name,
 			 strerror(errno));
 	else
-		sync_fd(q->tmp);
+		fsio_fsync(q->tmp);
 	return QUEUE_OK;
 }
 
@@ -1274,7 +1194,7 @@ enum queue_err queue_cancel(const char *queue_dir, const char *id, struct queue_
 		rc = errno == ENOENT ? QUEUE_E_NOT_FOUND : errno_err(errno);
 		goto out;
 	}
-	if (sync_fd(q.cancelled) == -1 || sync_fd(q.jobs) == -1) {
+	if (fsio_fsync(q.cancelled) == -1 || fsio_fsync(q.jobs) == -1) {
 		rc = errno_err(errno);
 		goto out;
 	}
@@ -1318,7 +1238,7 @@ int queue_lock_deliver(const char *queue_dir)
 	if (fd == -1)
 		return -1;
 	if (lock_fd(fd, LOCK_EX | LOCK_NB) == -1) {
-		close_fd(fd);
+		fsio_close(fd);
 		return -1;
 	}
 	return fd;
@@ -1424,7 +1344,7 @@ struct pass {
 
 static enum queue_err pass_write(struct pass *p, const void *buf, size_t len)
 {
-	if (write_all(p->dst, buf, len) == -1) {
+	if (fsio_write_all(p->dst, buf, len) == -1) {
 		int saved = errno;
 
 		detail_set(p->detail, p->detail_cap, "queue: writing the job's data: %s",
@@ -1568,24 +1488,24 @@ static enum queue_err source_open(const char *path, int *fd_out, uint64_t *size,
 	}
 	if (fstat(fd, &st) == -1) {
 		detail_set(detail, cap, "%s: %s", path, strerror(errno));
-		close_fd(fd);
+		fsio_close(fd);
 		return QUEUE_E_SOURCE;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		detail_set(detail, cap, "%s: %s", path,
 			   S_ISDIR(st.st_mode) ? "is a directory" : "is not a regular file");
-		close_fd(fd);
+		fsio_close(fd);
 		return QUEUE_E_SOURCE;
 	}
 	if (st.st_size == 0) {
 		detail_set(detail, cap, "%s: is empty", path);
-		close_fd(fd);
+		fsio_close(fd);
 		return QUEUE_E_EMPTY;
 	}
 	/* Regular files ignore O_NONBLOCK, but clear it anyway: reads must wait for the data. */
 	if (fcntl(fd, F_SETFL, 0) == -1) {
 		detail_set(detail, cap, "%s: %s", path, strerror(errno));
-		close_fd(fd);
+		fsio_close(fd);
 		return QUEUE_E_SOURCE;
 	}
 	*fd_out = fd;
@@ -1687,7 +1607,7 @@ static enum queue_err seq_take(struct qdir *q, uint64_t *seq)
 		do
 			n = read(fd, buf, sizeof(buf) - 1);
 		while (n == -1 && errno == EINTR);
-		close_fd(fd);
+		fsio_close(fd);
 		if (n == -1)
 			return errno_err(errno);
 		len = (size_t)n;
@@ -1763,7 +1683,7 @@ static enum queue_err job_publish(struct qdir *q, const char *sub, struct queue_
 		rc = errno_err(errno);
 		goto out;
 	}
-	if (sync_fd(q->jobs) == -1) {
+	if (fsio_fsync(q->jobs) == -1) {
 		int saved = errno;
 
 		/* Not known to be durable: take it back out, so that failure means "not queued". */
@@ -1772,9 +1692,9 @@ static enum queue_err job_publish(struct qdir *q, const char *sub, struct queue_
 		rc = errno_err(saved);
 		goto out;
 	}
-	sync_fd(q->tmp);
+	fsio_fsync(q->tmp);
 out:
-	close_fd(lock); /* releases the flock */
+	fsio_close(lock); /* releases the flock */
 	return rc;
 }
 
@@ -1834,7 +1754,7 @@ enum queue_err queue_submit(const char *queue_dir, const char *path,
 	if (mkdirat(q.tmp, sub, 0700) == -1)
 		goto io_errno;
 	made = 1;
-	dfd = dir_open(q.tmp, sub);
+	dfd = fsio_dir_open(q.tmp, sub);
 	if (dfd == -1)
 		goto io_errno;
 	do
@@ -1863,7 +1783,7 @@ enum queue_err queue_submit(const char *queue_dir, const char *path,
 	j.stored_size = p.stored;
 	memcpy(j.sha256, p.sha256, sizeof(j.sha256));
 	j.submitted_at_ms = clock_unix_ms();
-	if (sync_fd(p.dst) == -1)
+	if (fsio_fsync(p.dst) == -1)
 		goto io_errno;
 	rc = json_store(dfd, JOB_JSON, job_json(&j)); /* its dfd fsync covers data's entry */
 	if (rc)
@@ -1883,9 +1803,9 @@ io:
 out:
 	if (rc && err_detail && detail_cap && !*err_detail)
 		detail_set(err_detail, detail_cap, "%s", queue_strerror(rc));
-	close_fd(p.dst);
-	close_fd(p.src);
-	close_fd(dfd);
+	fsio_close(p.dst);
+	fsio_close(p.src);
+	fsio_close(dfd);
 	if (made && tree_remove(q.tmp, sub, REMOVE_DEPTH) == -1)
 		log_warn("queue.submit", "%s/" TMP_DIR "/%s: %s; removed later", q.path, sub,
 			 strerror(errno));

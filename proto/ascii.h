@@ -64,6 +64,40 @@ static inline char ascii_hex_digit(unsigned v)
 	return "0123456789abcdef"[v & 0x0f];
 }
 
+/* Writes n bytes as 2n lowercase hex digits and a NUL into out (2n + 1 bytes). */
+static inline void ascii_hex_encode(const unsigned char *in, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = ascii_hex_digit(in[i] >> 4);
+		out[2 * i + 1] = ascii_hex_digit(in[i]);
+	}
+	out[2 * n] = '\0';
+}
+
+static inline int ascii_lower_hex_value(char c)
+{
+	if (ascii_is_digit(c))
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Strict lowercase hex of exactly n bytes (len must be 2n) into out. Returns 0 or -1. */
+static inline int ascii_hex_decode(const char *s, size_t len, unsigned char *out, size_t n)
+{
+	if (len != 2 * n)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = ascii_lower_hex_value(s[2 * i]), lo = ascii_lower_hex_value(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 /* Reads exactly n (at most 9) decimal digits at s; -1 when any is not a digit. */
 static inline int ascii_digits(const char *s, size_t n)
 {

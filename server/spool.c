@@ -18,7 +18,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/fsio.h"
 #include "common/clock.h"
+#include "proto/ascii.h"
 #include "proto/utf8.h"
 #include "server/decode.h"
 
@@ -118,64 +120,6 @@ static enum spool_err errno_err(int e)
 	return SPOOL_E_IO;
 }
 
-static int sync_fd(int fd)
-{
-	int r;
-
-	do
-		r = fsync(fd);
-	while (r == -1 && errno == EINTR);
-	return r;
-}
-
-static int datasync_fd(int fd)
-{
-	int r;
-
-	do
-		r = fdatasync(fd);
-	while (r == -1 && errno == EINTR);
-	return r;
-}
-
-/* Closes fd keeping errno; Linux closes the fd even when close fails, so no retry. */
-static void close_fd(int fd)
-{
-	int saved = errno;
-
-	if (fd >= 0)
-		close(fd);
-	errno = saved;
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int dir_open(int at, const char *name)
-{
-	int fd;
-
-	do
-		fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-	while (fd == -1 && errno == EINTR);
-	return fd;
-}
-
 /* "<id>/<file>" for openat relative to uploads/ or ready/; id is a checked job id. */
 static void subpath(char buf[SUBPATH_MAX], const char *id, const char *file)
 {
@@ -192,12 +136,12 @@ static int dir_remove(int parent, const char *name)
 	DIR *dir;
 	int fd, rc = 0;
 
-	fd = dir_open(parent, name);
+	fd = fsio_dir_open(parent, name);
 	if (fd == -1)
 		return errno == ENOENT ? 0 : -1;
 	dir = fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return -1;
 	}
 	while ((d = readdir(dir))) {
@@ -210,41 +154,6 @@ static int dir_remove(int parent, const char *name)
 	if (unlinkat(parent, name, AT_REMOVEDIR) == -1 && errno != ENOENT)
 		rc = -1;
 	return rc;
-}
-
-static void hex_encode(const unsigned char *in, size_t n, char *out)
-{
-	static const char hex[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[in[i] >> 4];
-		out[2 * i + 1] = hex[in[i] & 0x0f];
-	}
-	out[2 * n] = '\0';
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* Strict lowercase hex of exactly n bytes. Returns 0 or -1. */
-static int hex_decode(const char *s, size_t len, unsigned char *out, size_t n)
-{
-	if (len != 2 * n)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
-	}
-	return 0;
 }
 
 static int is_job_id(const char *s)
@@ -293,7 +202,7 @@ static int claim_drop(struct spool *s, const char *claim, const char *id)
 		return -1;
 	if (unlinkat(s->idem_fd, claim, 0) == -1 && errno != ENOENT)
 		return -1;
-	return sync_fd(s->idem_fd);
+	return fsio_fsync(s->idem_fd);
 }
 
 /* The metadata checks shared by creation and recovery, so what is written reads back. */
@@ -443,12 +352,12 @@ static json_t *job_json(const struct spool_job *j)
 	if (!o)
 		return NULL;
 	if (j->has_digest) {
-		hex_encode(j->digest, DIGEST_SHA256_LEN, hex);
+		ascii_hex_encode(j->digest, DIGEST_SHA256_LEN, hex);
 		if (json_object_set_new(o, "digest", json_string(hex)))
 			goto fail;
 	}
 	if (j->state == SPOOL_COMMITTED) {
-		hex_encode(j->sha256, DIGEST_SHA256_LEN, hex);
+		ascii_hex_encode(j->sha256, DIGEST_SHA256_LEN, hex);
 		if (json_object_set_new(o, "committed_ms", json_integer(j->committed_ms)) ||
 		    json_object_set_new(o, "sha256", json_string(hex)) ||
 		    json_object_set_new(o, "stored_size", json_integer((json_int_t)j->length)))
@@ -475,8 +384,8 @@ static enum spool_err json_store(int dfd, const struct spool_job *j)
 		fd = openat(dfd, JSON_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
 			    0600);
 	while (fd == -1 && errno == EINTR);
-	if (fd == -1 || write_all(fd, text, strlen(text)) == -1 || write_all(fd, "\n", 1) == -1 ||
-	    sync_fd(fd) == -1) {
+	if (fd == -1 || fsio_write_all(fd, text, strlen(text)) == -1 || fsio_write_all(fd, "\n", 1) == -1 ||
+	    fsio_fsync(fd) == -1) {
 		rc = errno_err(errno);
 		goto out;
 	}
@@ -486,10 +395,10 @@ static enum spool_err json_store(int dfd, const struct spool_job *j)
 		goto out;
 	}
 	fd = -1;
-	if (renameat(dfd, JSON_TMP, dfd, JSON_NAME) == -1 || sync_fd(dfd) == -1)
+	if (renameat(dfd, JSON_TMP, dfd, JSON_NAME) == -1 || fsio_fsync(dfd) == -1)
 		rc = errno_err(errno);
 out:
-	close_fd(fd);
+	fsio_close(fd);
 	free(text);
 	return rc;
 }
@@ -569,14 +478,14 @@ static int json_parse(const char *text, size_t len, const char *id, struct spool
 	j->created_ms = created;
 	j->expires_ms = expires;
 	if (digest) {
-		if (hex_decode(digest, digest_n, j->digest, DIGEST_SHA256_LEN))
+		if (ascii_hex_decode(digest, digest_n, j->digest, DIGEST_SHA256_LEN))
 			goto out;
 		j->has_digest = 1;
 	}
 	if ((committed >= 0) != (sha != NULL) || committed < -1 || (stored != -1 && !sha))
 		goto out;
 	if (sha) {
-		if (hex_decode(sha, sha_n, j->sha256, DIGEST_SHA256_LEN))
+		if (ascii_hex_decode(sha, sha_n, j->sha256, DIGEST_SHA256_LEN))
 			goto out;
 		j->state = SPOOL_COMMITTED;
 		j->committed_ms = committed;
@@ -626,7 +535,7 @@ static int json_load(int dfd, const char *id, struct spool_job *j)
 	rc = json_parse(buf, got, id, j) ? 1 : 0;
 out:
 	free(buf);
-	close_fd(fd);
+	fsio_close(fd);
 	return rc;
 }
 
@@ -638,7 +547,7 @@ static int subdir_open(struct spool *s, const char *name, int *created)
 		*created = 1;
 	else if (errno != EEXIST)
 		return -1;
-	return dir_open(s->dir_fd, name);
+	return fsio_dir_open(s->dir_fd, name);
 }
 
 /*
@@ -657,7 +566,7 @@ static void recover_drop(struct spool *s, int parent, const char *id)
 		memcpy(v[s->n_dropped++], id, JOBID_LEN + 1);
 	}
 	if (renameat(parent, id, s->trash_fd, id) == 0) {
-		sync_fd(parent);
+		fsio_fsync(parent);
 		dir_remove(s->trash_fd, id);
 	} else {
 		dir_remove(parent, id);
@@ -676,7 +585,7 @@ static enum spool_err recover_one(struct spool *s, int parent, const char *id, i
 	enum spool_err rc = SPOOL_OK;
 	int dfd, r;
 
-	dfd = dir_open(parent, id);
+	dfd = fsio_dir_open(parent, id);
 	if (dfd == -1) {
 		/* Not a directory (or gone): not one of ours to recover. */
 		if (errno == ENOTDIR || errno == ELOOP || errno == ENOENT)
@@ -737,13 +646,13 @@ static enum spool_err recover_one(struct spool *s, int parent, const char *id, i
 		if (!in_ready) {
 			/* The crash came after job.json said committed, before the rename. */
 			if (renameat(s->up_fd, id, s->ready_fd, id) == -1 ||
-			    sync_fd(s->ready_fd) == -1 || sync_fd(s->up_fd) == -1) {
+			    fsio_fsync(s->ready_fd) == -1 || fsio_fsync(s->up_fd) == -1) {
 				rc = SPOOL_E_IO;
 				goto out;
 			}
 			s->rec.rolled_forward++;
-			close_fd(dfd);
-			dfd = dir_open(s->ready_fd, id);
+			fsio_close(dfd);
+			dfd = fsio_dir_open(s->ready_fd, id);
 			if (dfd == -1) {
 				rc = SPOOL_E_IO;
 				goto out;
@@ -769,7 +678,7 @@ static enum spool_err recover_one(struct spool *s, int parent, const char *id, i
 	e = NULL;
 out:
 	entry_free(e);
-	close_fd(dfd);
+	fsio_close(dfd);
 	return rc;
 }
 
@@ -786,7 +695,7 @@ static enum spool_err claims_forget(struct spool *s)
 		return SPOOL_E_IO;
 	dir = fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return SPOOL_E_IO;
 	}
 	rewinddir(dir);
@@ -799,7 +708,7 @@ static enum spool_err claims_forget(struct spool *s)
 		}
 	}
 	closedir(dir);
-	if (removed && sync_fd(s->idem_fd) == -1)
+	if (removed && fsio_fsync(s->idem_fd) == -1)
 		return SPOOL_E_IO;
 	return SPOOL_OK;
 }
@@ -816,7 +725,7 @@ static enum spool_err tmp_purge(struct spool *s)
 		return SPOOL_E_IO;
 	dir = fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return SPOOL_E_IO;
 	}
 	rewinddir(dir);
@@ -840,7 +749,7 @@ static enum spool_err scan(struct spool *s, int fd, int in_ready, int purge)
 		return SPOOL_E_IO;
 	dir = fdopendir(dup_fd);
 	if (!dir) {
-		close_fd(dup_fd);
+		fsio_close(dup_fd);
 		return SPOOL_E_IO;
 	}
 	/* The duplicate shares the file position with fd: start from the beginning. */
@@ -905,7 +814,7 @@ struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 		if (*fds[i] == -1)
 			goto fail;
 	}
-	if (created && sync_fd(s->dir_fd) == -1)
+	if (created && fsio_fsync(s->dir_fd) == -1)
 		goto fail;
 
 	/* tmp/ and trash/ first (what a crash left behind), then ready/ before uploads/. */
@@ -939,12 +848,12 @@ void spool_free(struct spool *s)
 		entry_free(s->v[i]);
 	free(s->v);
 	free(s->dropped);
-	close_fd(s->dir_fd);
-	close_fd(s->up_fd);
-	close_fd(s->ready_fd);
-	close_fd(s->idem_fd);
-	close_fd(s->trash_fd);
-	close_fd(s->tmp_fd);
+	fsio_close(s->dir_fd);
+	fsio_close(s->up_fd);
+	fsio_close(s->ready_fd);
+	fsio_close(s->idem_fd);
+	fsio_close(s->trash_fd);
+	fsio_close(s->tmp_fd);
 	pthread_mutex_destroy(&s->expire_lock);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
@@ -980,7 +889,7 @@ static enum spool_err job_remove(struct spool *s, struct entry *e, int forget)
 	 * The rename is visible to every later lookup: the job is gone. A failed fsync only risks
 	 * its coming back after a power loss; nothing better can be done about it here.
 	 */
-	sync_fd(parent);
+	fsio_fsync(parent);
 	pthread_mutex_lock(&s->lock);
 	if (e->busy == BUSY_WRITING)
 		s->active--;
@@ -1040,7 +949,7 @@ static enum spool_err data_hash(struct spool *s, const struct entry *e, unsigned
 out:
 	free(buf);
 	EVP_MD_CTX_free(ctx);
-	close_fd(fd);
+	fsio_close(fd);
 	return rc;
 }
 
@@ -1146,11 +1055,11 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, co
 	/* fdatasync ran at each write_end; fsync adds the metadata (size, times) for good. */
 	subpath(path, j.id, DATA_NAME);
 	fd = openat(s->up_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 || sync_fd(fd) == -1) {
+	if (fd == -1 || fsio_fsync(fd) == -1) {
 		rc = SPOOL_E_IO;
 		goto out;
 	}
-	dfd = dir_open(s->up_fd, j.id);
+	dfd = fsio_dir_open(s->up_fd, j.id);
 	if (dfd == -1) {
 		rc = SPOOL_E_IO;
 		goto out;
@@ -1166,15 +1075,15 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, co
 		goto out;
 	}
 	/* From here the job is committed in the kernel's view; memory follows it. */
-	if (sync_fd(s->ready_fd) == -1 || sync_fd(s->up_fd) == -1)
+	if (fsio_fsync(s->ready_fd) == -1 || fsio_fsync(s->up_fd) == -1)
 		rc = SPOOL_E_IO;
 	pthread_mutex_lock(&s->lock);
 	entry_set_offset(s, e, e->job.length);
 	e->job = j;
 	pthread_mutex_unlock(&s->lock);
 out:
-	close_fd(fd);
-	close_fd(dfd);
+	fsio_close(fd);
+	fsio_close(dfd);
 	return rc;
 mismatch:
 	rc = job_remove(s, e, 1);
@@ -1266,7 +1175,7 @@ static enum spool_err create_files(struct spool *s, const struct entry *e)
 
 	if (mkdirat(s->up_fd, e->job.id, 0700) == -1)
 		return errno_err(errno);
-	dfd = dir_open(s->up_fd, e->job.id);
+	dfd = fsio_dir_open(s->up_fd, e->job.id);
 	if (dfd == -1) {
 		rc = SPOOL_E_IO;
 		goto out;
@@ -1275,16 +1184,16 @@ static enum spool_err create_files(struct spool *s, const struct entry *e)
 		fd = openat(dfd, DATA_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 			    0600);
 	while (fd == -1 && errno == EINTR);
-	if (fd == -1 || sync_fd(fd) == -1) {
+	if (fd == -1 || fsio_fsync(fd) == -1) {
 		rc = errno_err(errno);
 		goto out;
 	}
 	rc = json_store(dfd, &e->job); /* fsyncs dfd, which holds data's name too */
-	if (!rc && sync_fd(s->up_fd) == -1)
+	if (!rc && fsio_fsync(s->up_fd) == -1)
 		rc = SPOOL_E_IO;
 out:
-	close_fd(fd);
-	close_fd(dfd);
+	fsio_close(fd);
+	fsio_close(dfd);
 	return rc;
 }
 
@@ -1361,7 +1270,7 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 			rc = SPOOL_E_IO;
 		goto undo;
 	}
-	if (sync_fd(s->idem_fd) == -1) {
+	if (fsio_fsync(s->idem_fd) == -1) {
 		unlinkat(s->idem_fd, claim, 0);
 		rc = SPOOL_E_IO;
 		goto undo;
@@ -1511,7 +1420,7 @@ enum spool_err spool_write_begin(struct spool *s, const char *owner, const char 
 	return SPOOL_OK;
 fail:
 	if (w) {
-		close_fd(w->fd);
+		fsio_close(w->fd);
 		EVP_MD_CTX_free(w->snap);
 		EVP_MD_CTX_free(w->chk);
 		free(w);
@@ -1567,7 +1476,7 @@ static enum spool_err writer_rollback(struct spool_write *w)
 	do
 		r = ftruncate(w->fd, (off_t)w->start);
 	while (r == -1 && errno == EINTR);
-	if (r == -1 || datasync_fd(w->fd) == -1) {
+	if (r == -1 || fsio_fdatasync(w->fd) == -1) {
 		/* The file may hold more than the offset says; the commit rehashes from disk. */
 		EVP_MD_CTX_free(e->hash);
 		e->hash = NULL;
@@ -1595,7 +1504,7 @@ static enum spool_err writer_keep(struct spool_write *w)
 
 	if (w->pos == w->start)
 		return SPOOL_OK;
-	if (datasync_fd(w->fd) == -1) {
+	if (fsio_fdatasync(w->fd) == -1) {
 		/* After a failed fdatasync the page cache cannot be trusted: go back. */
 		writer_rollback(w);
 		return SPOOL_E_IO;
@@ -1608,7 +1517,7 @@ static enum spool_err writer_keep(struct spool_write *w)
 
 static void writer_free(struct spool_write *w, int gone)
 {
-	close_fd(w->fd);
+	fsio_close(w->fd);
 	EVP_MD_CTX_free(w->snap);
 	EVP_MD_CTX_free(w->chk);
 	if (!gone)
@@ -1868,7 +1777,7 @@ static enum spool_err decode_to(struct decode *d, int fd, const struct spool_job
 			     de == DECODE_E_NOMEM ? SPOOL_E_NOMEM : SPOOL_E_DIGEST;
 			goto out;
 		}
-		if (got && (!EVP_DigestUpdate(ctx, buf, got) || write_all(fd, buf, got) == -1)) {
+		if (got && (!EVP_DigestUpdate(ctx, buf, got) || fsio_write_all(fd, buf, got) == -1)) {
 			rc = errno_err(errno);
 			goto out;
 		}
@@ -1894,12 +1803,12 @@ enum spool_err spool_decode_temp(struct spool *s, const char *id, char *path, si
 	if (rc)
 		return rc;
 	if (j.meta.encoding != META_ENCODING_ZSTD) {
-		close_fd(in);
+		fsio_close(in);
 		return SPOOL_E_INVALID;
 	}
 	n = snprintf(tmpl, sizeof(tmpl), "%s/tmp/%s" TMP_SUFFIX, s->dir, j.id);
 	if (n < 0 || (size_t)n >= sizeof(tmpl) || (size_t)n >= cap) {
-		close_fd(in);
+		fsio_close(in);
 		return SPOOL_E_BUFFER;
 	}
 	d = decode_new(in, j.length, j.size); /* owns in from here */
@@ -1940,13 +1849,13 @@ enum spool_err spool_mark_hooked(struct spool *s, const char *id)
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1)
 		return errno == ENOENT ? SPOOL_E_NOT_FOUND : errno_err(errno);
-	if (sync_fd(fd) == -1)
+	if (fsio_fsync(fd) == -1)
 		rc = SPOOL_E_IO;
-	close_fd(fd);
-	dfd = dir_open(s->ready_fd, j.id);
-	if (dfd == -1 || sync_fd(dfd) == -1)
+	fsio_close(fd);
+	dfd = fsio_dir_open(s->ready_fd, j.id);
+	if (dfd == -1 || fsio_fsync(dfd) == -1)
 		rc = SPOOL_E_IO;
-	close_fd(dfd);
+	fsio_close(dfd);
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&s->lock);
@@ -1973,7 +1882,7 @@ static void expire_tombstones(struct spool *s, int64_t now)
 		return;
 	dir = fdopendir(fd);
 	if (!dir) {
-		close_fd(fd);
+		fsio_close(fd);
 		return;
 	}
 	rewinddir(dir);
@@ -1996,7 +1905,7 @@ static void expire_tombstones(struct spool *s, int64_t now)
 	}
 	closedir(dir);
 	if (removed)
-		sync_fd(s->idem_fd);
+		fsio_fsync(s->idem_fd);
 }
 
 size_t spool_expire(struct spool *s, int64_t now_ms, spool_gone_fn *gone_fn, void *arg)

@@ -427,25 +427,6 @@ out:
 	return rc;
 }
 
-static int listen_loopback(int *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 16) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 static void portal_release(struct portal *p)
 {
 	if (p->lfd != -1)
@@ -482,7 +463,7 @@ struct portal *portal_start(enum portal_mode mode)
 	if (!p->dir || !p->ctx || SSL_CTX_set_min_proto_version(p->ctx, TLS1_2_VERSION) != 1 ||
 	    portal_make_cert(p))
 		goto fail;
-	p->lfd = listen_loopback(&p->port);
+	p->lfd = proc_listen_loopback(16, &p->port);
 	if (p->lfd == -1 || pipe2(p->wake, O_CLOEXEC) == -1)
 		goto fail;
 	/* no signal goes to the portal's thread: a write to a closed client fails with EPIPE */

@@ -26,6 +26,12 @@ int proc_stop(pid_t pid, int grace_ms);
 /* Returns 1 while pid is running (not yet exited), 0 once it has exited and was reaped. */
 int proc_running(pid_t pid, int *status);
 
+/*
+ * A nonblocking listening TCP socket on 127.0.0.1, port chosen by the kernel (no race with
+ * another binder). Writes *port; returns the fd, or -1.
+ */
+int proc_listen_loopback(int backlog, int *port);
+
 /* Creates a fresh temporary directory and returns its malloc'd path, or NULL. */
 char *proc_tempdir(const char *tag);
 

@@ -1,5 +1,6 @@
 /* tcpproxy: a TCP relay on 127.0.0.1 that a test controls, to cut connections and move targets. */
 #include "tests/lib/tcpproxy.h"
+#include "tests/lib/proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -407,25 +408,6 @@ static void *proxy_run(void *arg)
 	return NULL;
 }
 
-static int listen_loopback(int *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	int fd;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		return -1;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || listen(fd, 64) == -1 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == -1) {
-		close(fd);
-		return -1;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
 struct tcpproxy *tcpproxy_start(int target_port)
 {
 	struct tcpproxy *p = calloc(1, sizeof(*p));
@@ -442,7 +424,7 @@ struct tcpproxy *tcpproxy_start(int target_port)
 		free(p);
 		return NULL;
 	}
-	p->lfd = listen_loopback(&p->port);
+	p->lfd = proc_listen_loopback(64, &p->port);
 	if (p->lfd == -1 || pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) == -1)
 		goto fail;
 	/* the relay thread takes no signal: the test's own thread handles them */

@@ -66,3 +66,22 @@ Test(ascii, digits_reads_exactly_n)
 	cr_expect_eq(ascii_digits("\xef\xbc\x95", 3), -1);
 	cr_expect_eq(ascii_digits("\xb0", 1), -1);
 }
+
+Test(ascii, hex_encode_and_strict_decode)
+{
+	static const unsigned char bytes[] = {0x00, 0x0f, 0xa5, 0xff};
+	unsigned char back[4];
+	char hex[9];
+
+	ascii_hex_encode(bytes, sizeof(bytes), hex);
+	cr_assert_str_eq(hex, "000fa5ff");
+	cr_assert_eq(ascii_hex_decode(hex, 8, back, sizeof(back)), 0);
+	cr_assert_arr_eq(back, bytes, sizeof(bytes));
+	cr_expect_eq(ascii_hex_decode("000FA5FF", 8, back, 4), -1, "uppercase is refused");
+	cr_expect_eq(ascii_hex_decode("000fa5f", 7, back, 4), -1, "odd length");
+	cr_expect_eq(ascii_hex_decode("000fa5ff00", 10, back, 4), -1, "too long");
+	cr_expect_eq(ascii_hex_decode("000fa5fg", 8, back, 4), -1, "not hex");
+	cr_expect_eq(ascii_hex_decode(" 00fa5ff", 8, back, 4), -1, "blank");
+	ascii_hex_encode(bytes, 0, hex);
+	cr_expect_str_eq(hex, "");
+}
