@@ -29,10 +29,11 @@
 #define ANSWER_BODY_MAX 16384       /* problem bodies are at most PROBLEM_BODY_MAX */
 #define RETRY_AFTER_MAX_S 3600      /* a Retry-After above an hour is read as an hour */
 #define REQUEST_TIMEOUT_MS 120000   /* whole exchange of a request without a body */
-#define STATE_SAVE_MS 2000          /* how often the sent offset is written while sending */
+#define STATE_SAVE_MS 1000          /* how often the sent offset is written while sending */
 #define ROUNDS_MAX 6                /* resync / re-create rounds for one job in one pass */
 #define DIGEST_FAILURES_MAX 3       /* digest mismatches before a job is held as damaged */
-#define CANCEL_FORGET_MS (24LL * 3600 * 1000) /* servers expire unfinished uploads after 24 h */
+#define CANCEL_FORGET_MS (25LL * 3600 * 1000) /* servers expire unfinished uploads after 24 h */
+#define CANCEL_FORGET_COMMITTED_MS (8LL * 24 * 3600 * 1000) /* and committed jobs after 7 d */
 
 /* One HTTP answer, as much of it as the client acts on. */
 struct answer {
@@ -56,6 +57,8 @@ enum verdict {
 	V_DELAY,     /* the server asks to come back later */
 	V_RESYNC,    /* learn the offset again and continue */
 	V_NEW,       /* create the upload again */
+	V_GONE,      /* 404 on the job's Location: see job_deliver */
+	V_DEFER,     /* this job waits for its own server; later jobs may go on */
 	V_AUTH,      /* token refused: hold until it changes */
 	V_FAILED,    /* refused for good */
 	V_STOP,      /* stop requested */
@@ -81,7 +84,10 @@ struct session {
 	struct queue_state *st;
 	int64_t last_save_ms, last_stat_ms;
 	int sending;  /* a PATCH body is going out: progress is shown and saved */
-	int cancelled;
+	int cancelled;        /* the job's directory vanished (fs-client cancel) */
+	int read_err;         /* the queued data or its state could not be read or saved */
+	int token_refused;    /* a 401/403 in this pass: no more requests with this token */
+	int no_location;      /* the locations file names nowhere to deliver to */
 };
 
 /* Messages for people: cut to their buffer by design (vsnprintf, so no truncation warning). */
@@ -234,6 +240,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+static enum queue_err state_save(struct session *s);
+
 static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 {
 	struct session *s = arg;
@@ -246,17 +254,23 @@ static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 		want = (size_t)(s->send_end - s->send_pos);
 	got = pread(s->fd, buf, want, (off_t)s->send_pos);
 	/* A short or failed read must abort: returning 0 would end the body early, cleanly. */
-	if (got <= 0)
+	if (got <= 0) {
+		s->read_err = 1;
 		return CURL_READFUNC_ABORT;
-	s->send_pos += (uint64_t)got;
-	if (s->send_pos == s->send_end && s->st && !s->st->final_sent) {
+	}
+	if (s->send_pos + (uint64_t)got == s->send_end && s->st && !s->st->final_sent) {
 		/*
 		 * The last byte leaves now: from here the job may be committed even if no answer
-		 * ever comes, which must survive a crash (see job_deliver).
+		 * ever comes. That must be on disk first (see job_deliver), or the byte stays here.
 		 */
 		s->st->final_sent = 1;
-		queue_state_save(s->job, s->st);
+		if (queue_state_save(s->job, s->st) != QUEUE_OK) {
+			s->st->final_sent = 0;
+			s->read_err = 1;
+			return CURL_READFUNC_ABORT;
+		}
 	}
+	s->send_pos += (uint64_t)got;
 	return (size_t)got;
 }
 
@@ -301,9 +315,21 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 		s->last_save_ms = now;
 		s->st->offset = s->send_off + (uint64_t)ulnow;
 		s->st->updated_ms = clock_unix_ms();
-		queue_state_save(s->job, s->st);
+		state_save(s);
 	}
 	return 0;
+}
+
+/* curl_slist_append that remembers a failure (the list so far is kept either way). */
+static struct curl_slist *slist_add(struct curl_slist *l, const char *line, int *oom)
+{
+	struct curl_slist *n = curl_slist_append(l, line);
+
+	if (!n) {
+		*oom = 1;
+		return l;
+	}
+	return n;
 }
 
 /* Options every request gets; curl_easy_reset keeps the open connections for the next one. */
@@ -320,8 +346,11 @@ static void session_prepare(struct session *s, struct answer *a, const char *url
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
 	curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	if (o->ca_file && o->ca_file[0])
+	if (o->ca_file && o->ca_file[0]) {
+		/* Instead of the system's: Debian's libcurl also has a CA path built in. */
 		curl_easy_setopt(h, CURLOPT_CAINFO, o->ca_file);
+		curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
+	}
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)o->connect_timeout_ms);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)((o->stall_timeout_ms + 999) / 1000));
@@ -348,14 +377,17 @@ static void session_request(struct session *s, const char *method, const char *p
 	char url[LOCATIONS_URL_MAX + 600];
 	struct curl_slist *h = NULL, *e;
 	CURL *c = s->h;
+	int oom = 0;
 
 	snprintf(url, sizeof(url), "%s%s", s->base, path);
 	session_prepare(s, a, url);
-	h = curl_slist_append(h, "Tus-Resumable: " TUS_VERSION);
+	s->cancelled = 0;
+	s->read_err = 0;
+	h = slist_add(h, "Tus-Resumable: " TUS_VERSION, &oom);
 	if (auth)
-		h = curl_slist_append(h, s->auth);
+		h = slist_add(h, s->auth, &oom);
 	for (e = extra; e; e = e->next)
-		h = curl_slist_append(h, e->data);
+		h = slist_add(h, e->data, &oom);
 	if (strcmp(method, "HEAD") == 0) {
 		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	} else if (strcmp(method, "POST") == 0) {
@@ -363,7 +395,7 @@ static void session_request(struct session *s, const char *method, const char *p
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
 		/* A creation without body has no content type (curl would add a form's). */
-		h = curl_slist_append(h, "Content-Type:");
+		h = slist_add(h, "Content-Type:", &oom);
 	} else if (strcmp(method, "PATCH") == 0) {
 		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "PATCH");
@@ -376,18 +408,24 @@ static void session_request(struct session *s, const char *method, const char *p
 		if (s->o->max_rate)
 			curl_easy_setopt(c, CURLOPT_MAX_SEND_SPEED_LARGE,
 					 (curl_off_t)s->o->max_rate);
-		h = curl_slist_append(h, "Content-Type: " TUS_CONTENT_TYPE);
+		h = slist_add(h, "Content-Type: " TUS_CONTENT_TYPE, &oom);
 	} else {
 		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	}
-	if (strcmp(method, "PATCH") != 0)
+	/* A probe must answer as fast as it connects: a hung address is skipped quickly. */
+	if (strcmp(method, "OPTIONS") == 0)
+		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(2 * s->o->connect_timeout_ms));
+	else if (strcmp(method, "PATCH") != 0)
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)REQUEST_TIMEOUT_MS);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	a->rc = curl_easy_perform(c);
+	/* A header lost to a failed allocation (the token, say) must not go out as a request. */
+	a->rc = oom ? CURLE_OUT_OF_MEMORY : curl_easy_perform(c);
 	if (a->rc == CURLE_OK)
 		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
 	else
 		a->status = 0;
+	for (e = h; e; e = e->next)
+		OPENSSL_cleanse(e->data, strlen(e->data));
 	curl_slist_free_all(h);
 	/* Nothing of this request may leak into the next one through the reused handle. */
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
@@ -401,6 +439,11 @@ static enum verdict curl_verdict(struct session *s, const struct answer *a, char
 {
 	const char *why = a->err[0] ? a->err : curl_easy_strerror(a->rc);
 
+	if (s->read_err) {
+		msgf(msg, cap, "cannot read the queued data or record its progress: %s",
+		     strerror(errno));
+		return V_DELAY;
+	}
 	if (a->rc == CURLE_ABORTED_BY_CALLBACK)
 		return s->cancelled ? V_CANCELLED : V_STOP;
 	switch (a->rc) {
@@ -448,6 +491,10 @@ static enum verdict answer_verdict(struct session *s, const char *what, const st
 			 s->base, what, a->status);
 		return V_NETWORK;
 	}
+	if (a->status >= 200 && a->status < 300) {
+		msgf(msg, cap, "%s: HTTP %ld without the expected headers", what, a->status);
+		return V_RESYNC;
+	}
 	if (a->body_len && problem_parse(a->body, a->body_len, &p) == PROTO_OK) {
 		have = 1;
 		detail = p.detail;
@@ -459,9 +506,11 @@ static enum verdict answer_verdict(struct session *s, const char *what, const st
 				   "stays queued", a->status, detail[0] ? ": " : "", detail);
 		return V_AUTH;
 	case 404:
+		msgf(msg, cap, "%s: the server does not know the upload (404)", what);
+		return V_GONE;
 	case 410:
-		msgf(msg, cap, "%s: the upload is gone at the server (%ld); starting it again",
-			 what, a->status);
+		msgf(msg, cap, "%s: the upload expired at the server (410); starting it again",
+			 what);
 		return V_NEW;
 	default:
 		break;
@@ -526,6 +575,7 @@ static int session_connect(struct session *s)
 	int interesting = 0;
 
 	if (n <= 0) {
+		s->no_location = 1;
 		snprintf(s->net_msg, sizeof(s->net_msg), n < 0 ? "no location \"%s\" in the "
 			 "locations file" : "no location to deliver to: the locations file has no "
 			 "current location and no Default one",
@@ -565,12 +615,31 @@ static void job_label(const struct queue_job *j, char *buf, size_t cap)
 	msgf(buf, cap, "job %.8s %s", j->job_id, j->name[0] ? j->name : "(no name)");
 }
 
+/*
+ * Saves the job's state. A job cancelled meanwhile was moved to cancelled/: its state goes
+ * there, so that the Location it may just have got is known when its upload is terminated.
+ */
+static enum queue_err state_save(struct session *s)
+{
+	enum queue_err rc = queue_state_save(s->job, s->st);
+
+	if (rc == QUEUE_E_NOT_FOUND) {
+		struct queue_job moved = *s->job;
+		const char *base = strrchr(s->job->dir, '/');
+
+		snprintf(moved.dir, sizeof(moved.dir), "%s/cancelled%s", s->o->queue_dir,
+			 base ? base : "");
+		queue_state_save(&moved, s->st);
+	}
+	return rc;
+}
+
 static void state_set(struct session *s, enum queue_phase ph, const char *err)
 {
 	s->st->phase = ph;
 	snprintf(s->st->error, sizeof(s->st->error), "%s", err ? err : "");
 	s->st->updated_ms = clock_unix_ms();
-	queue_state_save(s->job, s->st);
+	state_save(s);
 }
 
 /* POST /v1/jobs: creates the upload (or finds the one this client job id already has). */
@@ -617,9 +686,11 @@ static enum verdict job_create(struct session *s, char *msg, size_t cap)
 		s->st->offset = a->offset;
 		s->st->final_sent = 0;
 		state_set(s, QUEUE_PHASE_UPLOADING, "");
-		if (a->status == 200 || a->offset == j->stored_size)
-			return V_DONE;
-		return V_RESYNC;
+		/*
+		 * Only a 200 says committed (PROTOCOL.md 8.2). A 201 at the full offset is an
+		 * upload whose commit has not happened: the empty PATCH that follows commits it.
+		 */
+		return a->status == 200 ? V_DONE : V_RESYNC;
 	}
 	return answer_verdict(s, "creation", a, msg, cap);
 }
@@ -635,8 +706,13 @@ static enum verdict job_head(struct session *s, char *msg, size_t cap)
 			msgf(msg, cap, "the server reports an offset past the job's length");
 			return V_NEW;
 		}
+		/*
+		 * A full offset is not a commit: the upload may be receiving with every byte
+		 * (a cut after the last byte, a failed commit). The PATCH from here, empty in
+		 * that case, commits it or answers 204 for a committed job (PROTOCOL.md 8.4).
+		 */
 		s->st->offset = a->offset;
-		return a->offset == s->job->stored_size ? V_DONE : V_RESYNC;
+		return V_RESYNC;
 	}
 	return answer_verdict(s, "resume", a, msg, cap);
 }
@@ -653,7 +729,7 @@ static enum verdict job_patch(struct session *s, char *msg, size_t cap)
 	s->fd = queue_data_open(j);
 	if (s->fd == -1) {
 		msgf(msg, cap, "cannot open the queued data: %s", strerror(errno));
-		return V_FAILED;
+		return V_DELAY;
 	}
 	s->send_off = s->st->offset;
 	s->send_pos = s->send_off;
@@ -685,58 +761,84 @@ static enum verdict job_patch(struct session *s, char *msg, size_t cap)
 	return answer_verdict(s, "upload", a, msg, cap);
 }
 
+/* A job whose last byte may have committed it must never be created anew after this long. */
+#define REPOST_WINDOW_MS (6LL * 24 * 3600 * 1000) /* under the gateway's 7-day idempotency */
+
 /*
- * Delivers one job as far as it goes now. Returns V_DONE (committed and removed), or the
- * verdict that stopped it, with its state saved.
+ * Delivers one job as far as it goes now, through s->base or, for an upload started
+ * elsewhere, through the address it was started at when that still answers. Returns V_DONE
+ * (committed: the caller removes it), or the verdict that stopped it, with its state saved.
  */
 static enum verdict job_deliver(struct session *s, const struct deliver_opts *o,
 				struct deliver_result *res)
 {
 	struct queue_state *st = s->st;
-	char msg[512] = "";
+	char msg[512] = "", here[LOCATIONS_URL_MAX + 1];
 	enum verdict v = V_RESYNC;
 	unsigned digest_failures = 0;
 	int rounds;
 
+	snprintf(here, sizeof(here), "%s", s->base);
+	if (st->location[0] && strcmp(st->base, s->base) != 0) {
+		char pmsg[512];
+
+		/* The upload lives where it was started: resume there when it answers. */
+		if (probe(s, st->base, pmsg, sizeof(pmsg)) != 0) {
+			snprintf(s->base, sizeof(s->base), "%s", here);
+			if (st->final_sent) {
+				/*
+				 * Its last byte went there unanswered: it may be committed there, and
+				 * only that deployment can say. Never create it anew elsewhere.
+				 */
+				msgf(msg, sizeof(msg), "waiting for %.300s, which received the whole "
+				     "job without confirming it (%.150s)", st->base, pmsg);
+				state_set(s, QUEUE_PHASE_UPLOADING, msg);
+				return V_DEFER;
+			}
+		}
+	}
 	for (rounds = 0; rounds < ROUNDS_MAX; rounds++) {
 		uint64_t before = st->offset;
 
-		if (o->stop && *o->stop)
-			return V_STOP;
-		if (!st->location[0]) {
-			v = job_create(s, msg, sizeof(msg));
-		} else if (strcmp(st->base, s->base) != 0 && st->final_sent) {
-			/*
-			 * The last byte went to another address without an answer: the job may be
-			 * committed there. Only that deployment can say, so ask here first (an
-			 * address of the same deployment knows the Location) and never re-create
-			 * it elsewhere.
-			 */
-			v = job_head(s, msg, sizeof(msg));
-			if (v == V_NEW) {
-				msgf(msg, sizeof(msg), "waiting for %.400s, which received the whole "
-					 "job without confirming it", st->base);
-				v = V_NETWORK;
-			}
-		} else {
-			v = job_head(s, msg, sizeof(msg));
+		if (o->stop && *o->stop) {
+			v = V_STOP;
+			break;
 		}
-		if (v == V_RESYNC && st->location[0] && st->offset < s->job->stored_size)
+		if (!st->location[0])
+			v = job_create(s, msg, sizeof(msg));
+		else
+			v = job_head(s, msg, sizeof(msg));
+		if (v == V_RESYNC && st->location[0] && st->offset <= s->job->stored_size)
 			v = job_patch(s, msg, sizeof(msg));
 		if (st->offset > before)
 			res->progressed = 1;
-		switch (v) {
-		case V_DONE:
-			return V_DONE;
-		case V_RESYNC:
+		if (v == V_GONE) {
+			/*
+			 * 404: unknown here. Before its last byte left, the job cannot have been
+			 * committed anywhere: create it anew. After, it may have been committed and
+			 * released: a new creation is answered from the server's tombstone (200)
+			 * only while the gateway's idempotency record lives, so later it is held.
+			 */
+			if (!st->final_sent ||
+			    (strcmp(st->base, s->base) == 0 &&
+			     clock_unix_ms() - s->job->submitted_at_ms < REPOST_WINDOW_MS)) {
+				v = V_NEW;
+			} else {
+				msgf(msg, sizeof(msg), "the server no longer knows this job, whose "
+				     "last byte was sent: it may have been delivered and printed; "
+				     "submit it again if it did not print");
+				v = V_FAILED;
+			}
+		}
+		if (v == V_RESYNC)
 			continue;
-		case V_NEW:
+		if (v == V_NEW) {
 			if (strstr(msg, "HTTP 460") && ++digest_failures >= DIGEST_FAILURES_MAX) {
 				msgf(msg, sizeof(msg), "the server found the job damaged %u times "
-					 "(digest mismatch): the local copy may be corrupt",
-					 digest_failures);
-				state_set(s, QUEUE_PHASE_FAILED, msg);
-				return V_FAILED;
+				     "(digest mismatch): the local copy may be corrupt",
+				     digest_failures);
+				v = V_FAILED;
+				break;
 			}
 			log_info("client_new_upload", "%s", msg);
 			st->location[0] = st->base[0] = '\0';
@@ -744,36 +846,42 @@ static enum verdict job_deliver(struct session *s, const struct deliver_opts *o,
 			st->final_sent = 0;
 			state_set(s, QUEUE_PHASE_QUEUED, msg);
 			continue;
-		case V_AUTH:
-			snprintf(st->token_hash, sizeof(st->token_hash), "%s", s->token_hash);
-			state_set(s, QUEUE_PHASE_AUTH, msg);
-			return V_AUTH;
-		case V_FAILED:
-			state_set(s, QUEUE_PHASE_FAILED, msg);
-			return V_FAILED;
-		case V_STOP:
-		case V_CANCELLED:
-			if (v == V_STOP)
-				queue_state_save(s->job, st);
-			return v;
-		case V_NETWORK:
-		case V_DELAY:
-			if (s->a->retry_after_ms > res->retry_after_ms)
-				res->retry_after_ms = s->a->retry_after_ms;
-			state_set(s, st->location[0] ? QUEUE_PHASE_UPLOADING : QUEUE_PHASE_WAITING,
-				  msg);
-			return v;
 		}
+		break;
 	}
-	{
+	if (rounds == ROUNDS_MAX) {
 		char last[400];
 
 		snprintf(last, sizeof(last), "%s", msg);
 		msgf(msg, sizeof(msg), "no progress after %d attempts in a row (last: %s); trying "
 		     "again later", ROUNDS_MAX, last[0] ? last : "none");
+		v = V_DELAY;
 	}
-	state_set(s, st->location[0] ? QUEUE_PHASE_UPLOADING : QUEUE_PHASE_WAITING, msg);
-	return V_DELAY;
+	switch (v) {
+	case V_DONE:
+		break;
+	case V_AUTH:
+		s->token_refused = 1;
+		snprintf(st->token_hash, sizeof(st->token_hash), "%s", s->token_hash);
+		state_set(s, QUEUE_PHASE_AUTH, msg);
+		break;
+	case V_FAILED:
+		state_set(s, QUEUE_PHASE_FAILED, msg);
+		break;
+	case V_STOP:
+		state_save(s);
+		break;
+	case V_CANCELLED:
+		break;
+	default:
+		/* Retry-After counts only from our servers, not from a portal's page. */
+		if (s->a->tus && s->a->retry_after_ms > res->retry_after_ms)
+			res->retry_after_ms = s->a->retry_after_ms;
+		state_set(s, st->location[0] ? QUEUE_PHASE_UPLOADING : QUEUE_PHASE_WAITING, msg);
+		break;
+	}
+	snprintf(s->base, sizeof(s->base), "%s", here);
+	return v;
 }
 
 /* --- cancelled jobs ---------------------------------------------------------------------- */
@@ -788,15 +896,26 @@ static void cancelled_pass(struct session *s, const struct deliver_opts *o, int 
 		return;
 	for (i = 0; i < n; i++) {
 		struct answer *a = s->a;
-		int done = !sts[i].location[0] ||
-			   clock_unix_ms() - sts[i].updated_ms > CANCEL_FORGET_MS;
+		/* Servers expire an unfinished upload after a day, a committed job after a week. */
+		int64_t forget = sts[i].final_sent ? CANCEL_FORGET_COMMITTED_MS : CANCEL_FORGET_MS;
+		int done = !sts[i].location[0] || clock_unix_ms() - sts[i].updated_ms > forget;
 
-		if (!done && online && !(o->stop && *o->stop)) {
-			session_request(s, "DELETE", sts[i].location, 1, NULL, a);
-			done = !answer_foreign(a) &&
-			       (a->status == 204 || a->status == 404 || a->status == 410);
-			log_info("client_cancel", "job %s: termination answered %ld", jobs[i].job_id,
-				 a->status);
+		if (!done && online && !s->token_refused && !(o->stop && *o->stop)) {
+			char here[LOCATIONS_URL_MAX + 1], pmsg[512];
+
+			/* The termination goes where the upload lives, which must answer the probe. */
+			snprintf(here, sizeof(here), "%s", s->base);
+			if (strcmp(sts[i].base, s->base) == 0 ||
+			    probe(s, sts[i].base, pmsg, sizeof(pmsg)) == 0) {
+				session_request(s, "DELETE", sts[i].location, 1, NULL, a);
+				done = !answer_foreign(a) &&
+				       (a->status == 204 || a->status == 404 || a->status == 410);
+				if (!answer_foreign(a) && (a->status == 401 || a->status == 403))
+					s->token_refused = 1;
+				log_info("client_cancel", "job %s: termination answered %ld",
+					 jobs[i].job_id, a->status);
+			}
+			snprintf(s->base, sizeof(s->base), "%s", here);
 		}
 		if (done)
 			queue_cancel_done(o->queue_dir, &jobs[i]);
@@ -886,6 +1005,17 @@ void deliver_pass(const struct deliver_opts *o, struct deliver_result *res)
 		}
 		s.job = &jobs[i];
 		s.st = &sts[i];
+		if (s.token_refused) {
+			/*
+			 * The token was just refused: every further request with it would count as
+			 * another failed authentication against this network's address.
+			 */
+			snprintf(sts[i].token_hash, sizeof(sts[i].token_hash), "%s", s.token_hash);
+			state_set(&s, QUEUE_PHASE_AUTH, "the server refused the token: get a new "
+				  "token; the job stays queued");
+			res->held++;
+			continue;
+		}
 		if (!have_token || !online) {
 			/* Say why on every job still waiting, so status shows it per job too. */
 			state_set(&s, sts[i].location[0] ? QUEUE_PHASE_UPLOADING : QUEUE_PHASE_WAITING,
@@ -913,9 +1043,12 @@ void deliver_pass(const struct deliver_opts *o, struct deliver_result *res)
 			continue;
 		}
 		if (v == V_CANCELLED) {
+			s.job = NULL;
 			cancelled_pass(&s, o, 1);
 			continue;
 		}
+		if (v == V_DEFER)
+			continue;
 		if (v == V_STOP) {
 			res->outcome = DELIVER_STOPPED;
 			break;
@@ -948,7 +1081,7 @@ void deliver_pass(const struct deliver_opts *o, struct deliver_result *res)
 	for (i = 0; i < n; i++)
 		res->held += job_held(&s, &sts[i]);
 	res->outcome = n > res->held ? DELIVER_WAIT : DELIVER_IDLE;
-	if (!have_token && n > res->held)
+	if ((!have_token || s.no_location) && n > res->held)
 		res->outcome = DELIVER_ERROR;
 out:
 	free(jobs);

@@ -14,8 +14,8 @@ struct deliver_opts {
 	const char *override;         /* location id to use instead of the file's current one */
 	const char *token_file;       /* read at every pass ("" or NULL: none) */
 	const char *token;            /* used when token_file is empty */
-	const char *ca_file;          /* CA bundle replacing the system's ("" or NULL: system) */
-	int64_t connect_timeout_ms;   /* TCP + TLS connect, and the probe's whole exchange */
+	const char *ca_file;          /* CA bundle replacing the system's CAs ("" or NULL: system) */
+	int64_t connect_timeout_ms;   /* TCP + TLS connect; twice this bounds a probe's exchange */
 	int64_t stall_timeout_ms;     /* a transfer moving no byte this long is given up */
 	uint64_t max_rate;            /* bytes per second while uploading; 0: no limit */
 	enum progress_mode progress;
@@ -25,9 +25,9 @@ struct deliver_opts {
 
 enum deliver_outcome {
 	DELIVER_IDLE = 0,  /* nothing left that can go now: queue empty, or only held jobs */
-	DELIVER_WAIT,      /* jobs remain that a later attempt may deliver: see *retry_ms */
+	DELIVER_WAIT,      /* jobs remain that a later attempt may deliver: see retry_after_ms */
 	DELIVER_STOPPED,   /* *stop was set */
-	DELIVER_ERROR,     /* the queue could not be read, or no location to deliver to */
+	DELIVER_ERROR,     /* the queue could not be read, no usable token, or no location */
 };
 
 struct deliver_result {

@@ -69,7 +69,7 @@ static const struct config_setting settings_table[] = {
 	{"token", CONFIG_STRING, "", 0, 0, NULL, S(token),
 	 "The bearer token itself, when token_file is empty (normally from FSG_CLIENT_TOKEN)."},
 	{"ca_file", CONFIG_PATH, "", 0, 0, NULL, S(ca_file),
-	 "PEM CA bundle used instead of the system's (private CAs); certificates are always verified."},
+	 "PEM CA bundle replacing the system's CAs (private CAs); certificates are always verified."},
 	{"connect_timeout", CONFIG_DURATION, "10s", 100, 600000, NULL, S(connect_timeout_ms),
 	 "Bound on TCP and TLS connect to an address."},
 	{"stall_timeout", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(stall_timeout_ms),
@@ -626,7 +626,9 @@ static int cmd_deliver(const struct settings *s, int argc, char **argv, int fore
 		locations_free(l);
 		return EXIT_FAIL;
 	}
-	lock = queue_lock_deliver(s->queue_dir);
+	/* status holds the lock for an instant to see whether a deliverer runs: try for 1 s. */
+	for (int tries = 0; (lock = queue_lock_deliver(s->queue_dir)) == -1 && tries < 20; tries++)
+		clock_sleep_ms(50);
 	if (lock == -1) {
 		fprintf(stderr, "fs-client: another fs-client is delivering from %s\n",
 			s->queue_dir);
@@ -652,8 +654,11 @@ static int cmd_deliver(const struct settings *s, int argc, char **argv, int fore
 		struct queue_network net;
 
 		deliver_pass(&o, &r);
-		if (r.outcome == DELIVER_STOPPED || stop_flag)
+		if (r.outcome == DELIVER_STOPPED || stop_flag) {
+			/* deliver interrupted: jobs may remain; run stopping is its normal end */
+			rc = forever ? EXIT_OK : EXIT_PENDING;
 			break;
+		}
 		if (!forever) {
 			rc = r.outcome == DELIVER_IDLE && r.remaining == 0 ? EXIT_OK :
 			     r.outcome == DELIVER_ERROR ? EXIT_FAIL : EXIT_PENDING;
@@ -713,6 +718,19 @@ static int cmd_deliver(const struct settings *s, int argc, char **argv, int fore
 		}
 		if (stop_flag)
 			break;
+		/* The user may have changed the current location meanwhile. */
+		{
+			char err[600];
+			struct locations *nl = locations_load(s->locations_file, err, sizeof(err));
+
+			if (nl) {
+				locations_free(l);
+				l = nl;
+				o.locations = l;
+			} else {
+				log_warn("client_locations", "%s; keeping the previous locations", err);
+			}
+		}
 	}
 	if (ino != -1)
 		close(ino);

@@ -138,7 +138,7 @@ void progress_end(struct progress *p, uint64_t done, const char *outcome)
 		fputc('\n', p->out);
 	}
 	fprintf(p->out, "fs-client: %s: %s (%s of %s sent, %" PRId64 ".%01" PRId64 " s)\n", p->label,
-		outcome, progress_bytes(done - p->start_off, d, sizeof(d)),
+		outcome, progress_bytes(done > p->start_off ? done - p->start_off : 0, d, sizeof(d)),
 		progress_bytes(p->total, t, sizeof(t)), ms / 1000, ms % 1000 / 100);
 	fflush(p->out);
 }

@@ -1,6 +1,5 @@
 /* tcpproxy: a TCP relay on 127.0.0.1 that a test controls, to cut connections and move targets. */
 #include "tests/lib/tcpproxy.h"
-#include "tests/lib/proc.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +13,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tests/lib/proc.h"
 
 #define TCPPROXY_MAX_CONNS 64
 #define TCPPROXY_BUF 16384
