@@ -664,7 +664,8 @@ static int relay_build_headers(struct relay *r)
 		if (a->length != UINT64_MAX && a->length)
 			rc |= relay_add_header(r, "Upload-Length: %" PRIu64, a->length);
 	}
-	if ((a->route == ADMIT_CREATE || a->route == ADMIT_PATCH) && a->has_body)
+	/* A PATCH always has one (PROTOCOL.md 8.4), even empty: the one that commits a full upload. */
+	if (a->route == ADMIT_PATCH || (a->route == ADMIT_CREATE && a->has_body))
 		rc |= relay_add_header(r, "Content-Type: %s", TUS_CONTENT_TYPE);
 	if (a->has_checksum) {
 		if (digest_checksum_format(a->checksum, buf, sizeof(buf)) != PROTO_OK)

@@ -630,8 +630,16 @@ static enum MHD_Result patch_begin(struct http *h, struct MHD_Connection *c, str
 			   memcmp(digest, r->job.digest, sizeof(digest)) != 0))
 		return send_problem(c, PROBLEM_INVALID_CHECKSUM,
 				    "Repr-Digest differs from the one given at creation", 0);
-	if (r->job.state == SPOOL_COMMITTED)
-		return send_problem(c, PROBLEM_OFFSET_MISMATCH, "the job is already complete", 0);
+	if (r->job.state == SPOOL_COMMITTED) {
+		/*
+		 * An empty PATCH at the end asks whether the job is committed (a client that lost
+		 * the answer to its last byte): yes, 204 (PROTOCOL.md 8.4). Anything else is late.
+		 */
+		if (offset != r->job.length || !f->has_length || f->content_length != 0)
+			return send_problem(c, PROBLEM_OFFSET_MISMATCH, "the job is already complete",
+					    0);
+		return send_upload(c, MHD_HTTP_NO_CONTENT, &r->job, 0, 0);
+	}
 	if (f->has_length && f->content_length > r->job.length - offset && offset <= r->job.length)
 		return send_problem(c, PROBLEM_TOO_LARGE, "body goes past Upload-Length", 0);
 	return body_open(h, c, r, offset, has_checksum ? checksum : NULL);

@@ -11,6 +11,9 @@
 
 #include <jansson.h>
 
+#include "client/queue.h"
+#include "proto/digest.h"
+#include "proto/meta.h"
 #include "tests/lib/fs_client.h"
 #include "tests/lib/fs_gateway.h"
 #include "tests/lib/fs_server.h"
@@ -296,4 +299,79 @@ Test(client_resilience, captive_portal_redirect)
 Test(client_resilience, captive_portal_untrusted_certificate)
 {
 	portal_case(PORTAL_HTML, 0);
+}
+
+/*
+ * The crash after the last byte: the server committed the job but fs-client died before the
+ * answer. Its state says a Location and that the last byte left. The next attempt must find
+ * the job through HEAD and the empty PATCH (never POST it anew), and commit nothing twice.
+ */
+Test(client_resilience, answer_lost_after_the_last_byte)
+{
+	char path[4300], id[37], meta[META_HEADER_MAX + 1], hmeta[META_HEADER_MAX + 32];
+	char digest[DIGEST_REPR_LEN + 1], hdig[DIGEST_REPR_LEN + 32], hlen[64], loc[512], url[700];
+	char *auth, *body;
+	size_t len = 0, total;
+	struct queue_job job;
+	struct queue_state st;
+	struct job_meta m;
+	struct http_reply r;
+	int rc;
+
+	client_at(G->url, G->ca_file, "compress = never");
+	snprintf(path, sizeof(path), "%s/lost.bin", work);
+	cr_assert_eq(fs_client_make_file(path, 300 * 1024, 9, 1), 0);
+	cr_assert_eq(fs_client_submit(C, path, id), 0);
+	cr_assert_eq(queue_find(C->queue_dir, id, &job, &st), QUEUE_OK);
+
+	/* What the killed fs-client had sent: the creation and every byte, committed. */
+	auth = fs_gateway_auth(G, USER);
+	meta_init(&m, job.job_id);
+	snprintf(m.format, sizeof(m.format), "%s", job.format);
+	cr_assert_eq(meta_encode(&m, meta, sizeof(meta), NULL), PROTO_OK);
+	cr_assert_eq(digest_repr_format(job.sha256, digest, sizeof(digest)), PROTO_OK);
+	snprintf(hmeta, sizeof(hmeta), "Upload-Metadata: %s", meta);
+	snprintf(hdig, sizeof(hdig), "Repr-Digest: %s", digest);
+	snprintf(hlen, sizeof(hlen), "Upload-Length: %zu", (size_t)job.stored_size);
+	{
+		const char *h[] = {auth, "Tus-Resumable: 1.0.0", hmeta, hdig, hlen, NULL};
+
+		snprintf(url, sizeof(url), "%s/v1/jobs", G->url);
+		cr_assert_eq(http_request("POST", url, h, NULL, 0, &r), 0);
+		cr_assert_eq(r.status, 201);
+		cr_assert(http_reply_header(&r, "Location", loc, sizeof(loc)));
+		http_reply_free(&r);
+	}
+	body = fs_client_read_file(path, &len);
+	{
+		const char *h[] = {auth, "Tus-Resumable: 1.0.0", "Upload-Offset: 0",
+				   "Content-Type: application/offset+octet-stream", NULL};
+
+		snprintf(url, sizeof(url), "%s%s", G->url, loc);
+		cr_assert_eq(http_request("PATCH", url, h, body, len, &r), 0);
+		cr_assert_eq(r.status, 204, "the job is committed");
+		http_reply_free(&r);
+	}
+	free(body);
+	free(auth);
+	cr_assert_eq(committed(id, &total), 1);
+	snprintf(st.base, sizeof(st.base), "%s", G->url);
+	snprintf(st.location, sizeof(st.location), "%s", loc);
+	st.phase = QUEUE_PHASE_UPLOADING;
+	st.offset = job.stored_size;
+	st.final_sent = 1;
+	cr_assert_eq(queue_state_save(&job, &st), QUEUE_OK);
+
+	rc = fs_client_cmd(C, NULL, 30000, "deliver", NULL);
+	if (rc != 0) {
+		char *out = NULL;
+
+		fs_client_cmd(C, &out, 10000, "status", NULL);
+		fprintf(stderr, "status:\n%s\n", out ? out : "");
+		free(out);
+	}
+	cr_assert_eq(rc, 0, "exit %d", rc);
+	cr_assert_eq(fs_client_queued(C), 0, "the local copy goes once the server confirms");
+	cr_assert_eq(committed(id, &total), 1, "still one job");
+	cr_assert_eq(total, 1);
 }
