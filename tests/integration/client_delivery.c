@@ -53,15 +53,7 @@ static void stack_up(void)
 
 static void stack_down(void)
 {
-	char *log = C ? fs_client_log(C) : NULL;
-
-	/* The end of the client's log, for whoever reads a failure. */
-	if (log) {
-		size_t n = strlen(log);
-
-		fprintf(stderr, "---- fs-client log (end) ----\n%s\n", n > 3000 ? log + n - 3000 : log);
-	}
-	free(log);
+	fs_client_report(C);
 	fs_client_free(C);
 	C = NULL;
 	tcpproxy_free(P);
@@ -272,13 +264,6 @@ Test(client_delivery, resumes_from_the_offset_after_a_cut)
 	json_decref(st);
 
 	rc = fs_client_cmd(C, NULL, 60000, "deliver", NULL);
-	if (rc != 0) {
-		char *out = NULL;
-
-		fs_client_cmd(C, &out, 10000, "status", NULL);
-		fprintf(stderr, "status after the second attempt:\n%s\n", out ? out : "");
-		free(out);
-	}
 	cr_assert_eq(rc, 0, "deliver after the cut: exit %d", rc);
 	up_total = tcpproxy_up_bytes(P);
 	/* Everything that went up beyond the job itself: headers, TLS and any bytes sent twice. */

@@ -52,14 +52,7 @@ static void stack_up(void)
 
 static void stack_down(void)
 {
-	char *log = C ? fs_client_log(C) : NULL;
-
-	if (log) {
-		size_t n = strlen(log);
-
-		fprintf(stderr, "---- fs-client log (end) ----\n%s\n", n > 3000 ? log + n - 3000 : log);
-	}
-	free(log);
+	fs_client_report(C);
 	fs_client_free(C);
 	C = NULL;
 	portal_free(PORTAL);
@@ -363,13 +356,6 @@ Test(client_resilience, answer_lost_after_the_last_byte)
 	cr_assert_eq(queue_state_save(&job, &st), QUEUE_OK);
 
 	rc = fs_client_cmd(C, NULL, 30000, "deliver", NULL);
-	if (rc != 0) {
-		char *out = NULL;
-
-		fs_client_cmd(C, &out, 10000, "status", NULL);
-		fprintf(stderr, "status:\n%s\n", out ? out : "");
-		free(out);
-	}
 	cr_assert_eq(rc, 0, "exit %d", rc);
 	cr_assert_eq(fs_client_queued(C), 0, "the local copy goes once the server confirms");
 	cr_assert_eq(committed(id, &total), 1, "still one job");

@@ -266,6 +266,22 @@ void fs_client_free(struct fs_client *c)
 	free(c);
 }
 
+void fs_client_report(struct fs_client *c)
+{
+	char *log, *status = NULL;
+	size_t n;
+
+	if (!c)
+		return;
+	log = fs_client_log(c);
+	n = strlen(log);
+	fs_client_cmd(c, &status, 10000, "status", NULL);
+	fprintf(stderr, "---- fs-client log (end) ----\n%s\n---- fs-client status ----\n%s\n",
+		n > 3000 ? log + n - 3000 : log, status ? status : "");
+	free(log);
+	free(status);
+}
+
 char *fs_client_log(const struct fs_client *c)
 {
 	return proc_read_file(c->log);

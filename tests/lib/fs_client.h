@@ -62,6 +62,12 @@ int fs_client_wait_empty(struct fs_client *c, int timeout_ms);
 /* Stops run if running, removes the directory, frees c. Accepts NULL. */
 void fs_client_free(struct fs_client *c);
 
+/*
+ * For whoever reads a failed test: writes the end of c's log and its status screen to stderr.
+ * Accepts NULL.
+ */
+void fs_client_report(struct fs_client *c);
+
 /* The stderr log so far (malloc'd). */
 char *fs_client_log(const struct fs_client *c);
 
