@@ -205,6 +205,7 @@ static enum problem_type spool_problem(enum spool_err e)
 	case SPOOL_E_NOT_COMMITTED: return PROBLEM_NOT_COMMITTED;
 	case SPOOL_E_RELEASED: return PROBLEM_NOT_FOUND;
 	case SPOOL_E_INVALID: return PROBLEM_INVALID_HEADER;
+	case SPOOL_E_UNSUPPORTED: return PROBLEM_UNSUPPORTED_MEDIA_TYPE;
 	default: return PROBLEM_INTERNAL;
 	}
 }

@@ -51,6 +51,7 @@ struct settings {
 	char *tls_priorities;
 	char *hook_command;
 	int64_t hook_timeout_ms;
+	int bench_discard;
 	int log_level;
 };
 
@@ -111,6 +112,10 @@ static const struct config_setting settings_table[] = {
 	 "Command run by /bin/sh for each committed job (FSG_JOB_* in its environment); empty: none."},
 	{"hook_timeout", CONFIG_DURATION, "60s", 100, DAY_MS, NULL, S(hook_timeout_ms),
 	 "A hook still running after this is killed."},
+	{"bench_discard", CONFIG_BOOL, "false", 0, 0, NULL, S(bench_discard),
+	 "Benchmarks only: read and hash every body byte but store none (data files stay sparse) "
+	 "and skip fsync; committed jobs hold zeros, zstd jobs are refused (415). Never in "
+	 "production."},
 	{"log_level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", S(log_level),
 	 "Least important log level written."},
 };
@@ -244,7 +249,10 @@ int main(int argc, char **argv)
 				   .limit_bytes = st.spool_limit,
 				   .min_free_bytes = st.min_free,
 				   .upload_expiry_ms = st.upload_expiry_ms,
-				   .retention_ms = st.retention_ms};
+				   .retention_ms = st.retention_ms,
+				   .discard = st.bench_discard};
+	if (st.bench_discard)
+		log_warn("server.start", "bench_discard is on: job data is not kept");
 	spool = spool_open(&sc, &se);
 	if (!spool) {
 		log_error("server.start", "cannot open spool %s: %s", st.spool_dir,
@@ -291,8 +299,9 @@ int main(int argc, char **argv)
 	http = http_start(&hc, spool, member, hook);
 	if (!http)
 		goto out;
-	log_info("server.start", "fs-server %s listening on %s port %d as %s", FS_SERVER_VERSION,
-		 st.listen_address, http_port(http), st.server_id);
+	log_info("server.start", "fs-server %s listening on %s port %d as %s%s", FS_SERVER_VERSION,
+		 st.listen_address, http_port(http), st.server_id,
+		 st.bench_discard ? " (bench_discard: job data is not kept)" : "");
 	serve(spool, member, &set);
 	drain(http, member, spool, st.drain_grace_ms);
 	rc = 0;

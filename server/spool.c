@@ -105,6 +105,8 @@ const char *spool_strerror(enum spool_err e)
 	case SPOOL_E_RELEASED: return "job already committed and released";
 	case SPOOL_E_INVALID: return "invalid argument";
 	case SPOOL_E_BUFFER: return "buffer too small";
+	case SPOOL_E_UNSUPPORTED:
+		return "zstd-encoded jobs are refused: bench_discard keeps no data to decode";
 	}
 	return "unknown spool error";
 }
@@ -118,6 +120,20 @@ static enum spool_err errno_err(int e)
 	if (e == ENOMEM)
 		return SPOOL_E_NOMEM;
 	return SPOOL_E_IO;
+}
+
+/*
+ * Every durability step of the spool: fsync(2) and fdatasync(2), or nothing at all in discard
+ * mode (spool.h), where no byte kept is worth one. 0 or -1 (errno).
+ */
+static int disk_sync(const struct spool *s, int fd)
+{
+	return s->cfg.discard ? 0 : fsio_fsync(fd);
+}
+
+static int disk_datasync(const struct spool *s, int fd)
+{
+	return s->cfg.discard ? 0 : fsio_fdatasync(fd);
 }
 
 /* "<id>/<file>" for openat relative to uploads/ or ready/; id is a checked job id. */
@@ -202,7 +218,7 @@ static int claim_drop(struct spool *s, const char *claim, const char *id)
 		return -1;
 	if (unlinkat(s->idem_fd, claim, 0) == -1 && errno != ENOENT)
 		return -1;
-	return fsio_fsync(s->idem_fd);
+	return disk_sync(s, s->idem_fd);
 }
 
 /* The metadata checks shared by creation and recovery, so what is written reads back. */
@@ -370,7 +386,7 @@ fail:
 }
 
 /* Writes job.json in the job directory dfd atomically: temp file, fsync, rename, dir fsync. */
-static enum spool_err json_store(int dfd, const struct spool_job *j)
+static enum spool_err json_store(const struct spool *s, int dfd, const struct spool_job *j)
 {
 	json_t *o = job_json(j);
 	char *text = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -385,7 +401,7 @@ static enum spool_err json_store(int dfd, const struct spool_job *j)
 			    0600);
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1 || fsio_write_all(fd, text, strlen(text)) == -1 || fsio_write_all(fd, "\n", 1) == -1 ||
-	    fsio_fsync(fd) == -1) {
+	    disk_sync(s, fd) == -1) {
 		rc = errno_err(errno);
 		goto out;
 	}
@@ -395,7 +411,7 @@ static enum spool_err json_store(int dfd, const struct spool_job *j)
 		goto out;
 	}
 	fd = -1;
-	if (renameat(dfd, JSON_TMP, dfd, JSON_NAME) == -1 || fsio_fsync(dfd) == -1)
+	if (renameat(dfd, JSON_TMP, dfd, JSON_NAME) == -1 || disk_sync(s, dfd) == -1)
 		rc = errno_err(errno);
 out:
 	fsio_close(fd);
@@ -566,7 +582,7 @@ static void recover_drop(struct spool *s, int parent, const char *id)
 		memcpy(v[s->n_dropped++], id, JOBID_LEN + 1);
 	}
 	if (renameat(parent, id, s->trash_fd, id) == 0) {
-		fsio_fsync(parent);
+		disk_sync(s, parent);
 		dir_remove(s->trash_fd, id);
 	} else {
 		dir_remove(parent, id);
@@ -646,7 +662,7 @@ static enum spool_err recover_one(struct spool *s, int parent, const char *id, i
 		if (!in_ready) {
 			/* The crash came after job.json said committed, before the rename. */
 			if (renameat(s->up_fd, id, s->ready_fd, id) == -1 ||
-			    fsio_fsync(s->ready_fd) == -1 || fsio_fsync(s->up_fd) == -1) {
+			    disk_sync(s, s->ready_fd) == -1 || disk_sync(s, s->up_fd) == -1) {
 				rc = SPOOL_E_IO;
 				goto out;
 			}
@@ -708,7 +724,7 @@ static enum spool_err claims_forget(struct spool *s)
 		}
 	}
 	closedir(dir);
-	if (removed && fsio_fsync(s->idem_fd) == -1)
+	if (removed && disk_sync(s, s->idem_fd) == -1)
 		return SPOOL_E_IO;
 	return SPOOL_OK;
 }
@@ -814,7 +830,7 @@ struct spool *spool_open(const struct spool_config *cfg, enum spool_err *err)
 		if (*fds[i] == -1)
 			goto fail;
 	}
-	if (created && fsio_fsync(s->dir_fd) == -1)
+	if (created && disk_sync(s, s->dir_fd) == -1)
 		goto fail;
 
 	/* tmp/ and trash/ first (what a crash left behind), then ready/ before uploads/. */
@@ -889,7 +905,7 @@ static enum spool_err job_remove(struct spool *s, struct entry *e, int forget)
 	 * The rename is visible to every later lookup: the job is gone. A failed fsync only risks
 	 * its coming back after a power loss; nothing better can be done about it here.
 	 */
-	fsio_fsync(parent);
+	disk_sync(s, parent);
 	pthread_mutex_lock(&s->lock);
 	if (e->busy == BUSY_WRITING)
 		s->active--;
@@ -1055,7 +1071,7 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, co
 	/* fdatasync ran at each write_end; fsync adds the metadata (size, times) for good. */
 	subpath(path, j.id, DATA_NAME);
 	fd = openat(s->up_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd == -1 || fsio_fsync(fd) == -1) {
+	if (fd == -1 || disk_sync(s, fd) == -1) {
 		rc = SPOOL_E_IO;
 		goto out;
 	}
@@ -1067,7 +1083,7 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, co
 	j.state = SPOOL_COMMITTED;
 	j.committed_ms = clock_unix_ms();
 	j.expires_ms = j.committed_ms + s->cfg.retention_ms;
-	rc = json_store(dfd, &j);
+	rc = json_store(s, dfd, &j);
 	if (rc)
 		goto out;
 	if (renameat(s->up_fd, j.id, s->ready_fd, j.id) == -1) {
@@ -1075,7 +1091,7 @@ static enum spool_err job_commit(struct spool *s, struct entry *e, int *gone, co
 		goto out;
 	}
 	/* From here the job is committed in the kernel's view; memory follows it. */
-	if (fsio_fsync(s->ready_fd) == -1 || fsio_fsync(s->up_fd) == -1)
+	if (disk_sync(s, s->ready_fd) == -1 || disk_sync(s, s->up_fd) == -1)
 		rc = SPOOL_E_IO;
 	pthread_mutex_lock(&s->lock);
 	entry_set_offset(s, e, e->job.length);
@@ -1104,7 +1120,9 @@ static int space_fits(struct spool *s, uint64_t length, uint64_t fs_free)
 	    (s->reserved > s->cfg.limit_bytes || length > s->cfg.limit_bytes - s->reserved))
 		return 0;
 	avail = fs_free > s->cfg.min_free_bytes ? fs_free - s->cfg.min_free_bytes : 0;
-	avail = avail > s->outstanding ? avail - s->outstanding : 0;
+	/* Discarded bytes never land: what uploads still have to send takes no disk space. */
+	if (!s->cfg.discard)
+		avail = avail > s->outstanding ? avail - s->outstanding : 0;
 	return length <= avail;
 }
 
@@ -1184,12 +1202,12 @@ static enum spool_err create_files(struct spool *s, const struct entry *e)
 		fd = openat(dfd, DATA_NAME, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 			    0600);
 	while (fd == -1 && errno == EINTR);
-	if (fd == -1 || fsio_fsync(fd) == -1) {
+	if (fd == -1 || disk_sync(s, fd) == -1) {
 		rc = errno_err(errno);
 		goto out;
 	}
-	rc = json_store(dfd, &e->job); /* fsyncs dfd, which holds data's name too */
-	if (!rc && fsio_fsync(s->up_fd) == -1)
+	rc = json_store(s, dfd, &e->job); /* fsyncs dfd, which holds data's name too */
+	if (!rc && disk_sync(s, s->up_fd) == -1)
 		rc = SPOOL_E_IO;
 out:
 	fsio_close(fd);
@@ -1270,7 +1288,7 @@ static enum spool_err create_new(struct spool *s, const char *owner, const struc
 			rc = SPOOL_E_IO;
 		goto undo;
 	}
-	if (fsio_fsync(s->idem_fd) == -1) {
+	if (disk_sync(s, s->idem_fd) == -1) {
 		unlinkat(s->idem_fd, claim, 0);
 		rc = SPOOL_E_IO;
 		goto undo;
@@ -1309,6 +1327,9 @@ enum spool_err spool_create(struct spool *s, const char *owner, const struct job
 	if (length > INT64_MAX || sequence > INT64_MAX || !meta_ok(meta) ||
 	    claim_name(owner, meta->job_id, claim))
 		return SPOOL_E_INVALID;
+	/* A sparse file decodes to nothing: refused before any lookup, even of an existing job. */
+	if (s->cfg.discard && meta->encoding == META_ENCODING_ZSTD)
+		return SPOOL_E_UNSUPPORTED;
 	for (int i = 0; i < CREATE_TRIES; i++) {
 		int retry = 0, r = claim_read(s, claim, id);
 
@@ -1366,6 +1387,8 @@ enum spool_err spool_write_begin(struct spool *s, const char *owner, const char 
 		rc = SPOOL_E_OFFSET;
 		if (out_offset)
 			*out_offset = e->job.offset;
+	} else if (s->cfg.discard && e->job.meta.encoding == META_ENCODING_ZSTD) {
+		rc = SPOOL_E_UNSUPPORTED;
 	} else if (e->busy != BUSY_NONE) {
 		rc = SPOOL_E_BUSY;
 	} else {
@@ -1441,7 +1464,8 @@ enum spool_err spool_write(struct spool_write *w, const void *buf, size_t len)
 		return w->err;
 	}
 	while (len) {
-		ssize_t n = pwrite(w->fd, p, len, (off_t)w->pos);
+		/* Discard mode: counted and hashed, never written; writer_keep sets the size. */
+		ssize_t n = w->s->cfg.discard ? (ssize_t)len : pwrite(w->fd, p, len, (off_t)w->pos);
 
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -1476,7 +1500,7 @@ static enum spool_err writer_rollback(struct spool_write *w)
 	do
 		r = ftruncate(w->fd, (off_t)w->start);
 	while (r == -1 && errno == EINTR);
-	if (r == -1 || fsio_fdatasync(w->fd) == -1) {
+	if (r == -1 || disk_datasync(w->s, w->fd) == -1) {
 		/* The file may hold more than the offset says; the commit rehashes from disk. */
 		EVP_MD_CTX_free(e->hash);
 		e->hash = NULL;
@@ -1497,15 +1521,24 @@ static enum spool_err writer_rollback(struct spool_write *w)
 	return SPOOL_OK;
 }
 
-/* Keeps the request's bytes: fdatasync, then the offset moves. */
+/*
+ * Keeps the request's bytes: fdatasync, then the offset moves. In discard mode, where nothing
+ * was written, the file grows (sparse) to the new offset instead, so its size stays the offset.
+ */
 static enum spool_err writer_keep(struct spool_write *w)
 {
 	struct spool *s = w->s;
+	int r = 0;
 
 	if (w->pos == w->start)
 		return SPOOL_OK;
-	if (fsio_fdatasync(w->fd) == -1) {
-		/* After a failed fdatasync the page cache cannot be trusted: go back. */
+	if (s->cfg.discard) {
+		do
+			r = ftruncate(w->fd, (off_t)w->pos);
+		while (r == -1 && errno == EINTR);
+	}
+	if (r == -1 || disk_datasync(s, w->fd) == -1) {
+		/* After a failed fdatasync (or growth) the file cannot be trusted: go back. */
 		writer_rollback(w);
 		return SPOOL_E_IO;
 	}
@@ -1849,11 +1882,11 @@ enum spool_err spool_mark_hooked(struct spool *s, const char *id)
 	while (fd == -1 && errno == EINTR);
 	if (fd == -1)
 		return errno == ENOENT ? SPOOL_E_NOT_FOUND : errno_err(errno);
-	if (fsio_fsync(fd) == -1)
+	if (disk_sync(s, fd) == -1)
 		rc = SPOOL_E_IO;
 	fsio_close(fd);
 	dfd = fsio_dir_open(s->ready_fd, j.id);
-	if (dfd == -1 || fsio_fsync(dfd) == -1)
+	if (dfd == -1 || disk_sync(s, dfd) == -1)
 		rc = SPOOL_E_IO;
 	fsio_close(dfd);
 	if (rc)
@@ -1905,7 +1938,7 @@ static void expire_tombstones(struct spool *s, int64_t now)
 	}
 	closedir(dir);
 	if (removed)
-		fsio_fsync(s->idem_fd);
+		disk_sync(s, s->idem_fd);
 }
 
 size_t spool_expire(struct spool *s, int64_t now_ms, spool_gone_fn *gone_fn, void *arg)
@@ -1956,7 +1989,8 @@ uint64_t spool_free_bytes(struct spool *s)
 
 	pthread_mutex_lock(&s->lock);
 	avail = fs > s->cfg.min_free_bytes ? fs - s->cfg.min_free_bytes : 0;
-	avail = avail > s->outstanding ? avail - s->outstanding : 0;
+	if (!s->cfg.discard)
+		avail = avail > s->outstanding ? avail - s->outstanding : 0;
 	if (s->cfg.limit_bytes) {
 		lim = s->reserved < s->cfg.limit_bytes ? s->cfg.limit_bytes - s->reserved : 0;
 		if (lim < avail)

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,7 @@ static const char OWNER_B[] = "bob";
 static char *tmp;
 static struct spool *sp;
 static uint64_t cfg_limit, cfg_min_free;
+static int cfg_discard;
 
 static struct spool *open_spool(void)
 {
@@ -53,6 +55,7 @@ static struct spool *open_spool(void)
 		.min_free_bytes = cfg_min_free,
 		.upload_expiry_ms = EXPIRY_MS,
 		.retention_ms = RETENTION_MS,
+		.discard = cfg_discard,
 	};
 	enum spool_err e = SPOOL_OK;
 	struct spool *s = spool_open(&c, &e);
@@ -61,13 +64,19 @@ static struct spool *open_spool(void)
 	return s;
 }
 
-static void setup(void)
+static void setup_with(int discard)
 {
 	tmp = proc_tempdir("spool");
 	cr_assert_not_null(tmp);
 	cfg_limit = 0;
 	cfg_min_free = 0;
+	cfg_discard = discard;
 	sp = open_spool();
+}
+
+static void setup(void)
+{
+	setup_with(0);
 }
 
 static void teardown(void)
@@ -2098,4 +2107,184 @@ Test(spool, job_json_from_before_zstd_still_loads)
 	assert_job_eq(&g, &j);
 	cr_assert_eq(g.meta.encoding, META_ENCODING_IDENTITY);
 	cr_assert_eq(g.size, 10);
+}
+
+/* ---- discard mode (benchmarks only) ---- */
+
+static void setup_discard(void)
+{
+	setup_with(1);
+}
+
+TestSuite(spool_discard, .init = setup_discard, .fini = teardown, .timeout = 120);
+
+#define DISCARD_LEN (4u << 20)
+#define DISCARD_ALLOC_MAX (64u << 10)
+
+/* Size and allocated bytes of an upload's (or committed job's) data file. */
+static void data_stat(const char *area, const char *id, uint64_t *size, uint64_t *allocated)
+{
+	char p[512];
+	struct stat st;
+
+	path_of(p, sizeof(p), area, id, "data");
+	cr_assert_eq(stat(p, &st), 0, "stat %s", p);
+	*size = (uint64_t)st.st_size;
+	*allocated = (uint64_t)st.st_blocks * 512;
+}
+
+/*
+ * Sends DISCARD_LEN pattern bytes (seed) to a fresh job of digest d in three requests,
+ * checking after each that offset and file size agree and nothing is allocated. Returns the
+ * last request's outcome; *j describes the job (or what it was, when the commit discarded it).
+ */
+static enum spool_err discard_upload(unsigned seed, const unsigned char *d, struct spool_job *j)
+{
+	static const uint64_t cuts[] = {0, 1500000, 2900000, DISCARD_LEN};
+	unsigned char *buf = malloc(DISCARD_LEN);
+	uint64_t size, allocated;
+	enum spool_err e = SPOOL_OK;
+	struct spool_job g;
+
+	cr_assert_not_null(buf);
+	pattern(buf, DISCARD_LEN, seed);
+	create_ok(OWNER_A, DISCARD_LEN, d, 1, j);
+	for (size_t i = 0; i + 1 < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		e = put(OWNER_A, j->id, cuts[i], buf + cuts[i], (size_t)(cuts[i + 1] - cuts[i]),
+			NULL, &g);
+		if (i + 2 < sizeof(cuts) / sizeof(cuts[0])) {
+			cr_assert_eq(e, SPOOL_OK, "request %zu: %s", i, spool_strerror(e));
+			cr_assert_eq(g.offset, cuts[i + 1]);
+			cr_assert_eq(spool_get(sp, OWNER_A, j->id, &g), SPOOL_OK);
+			cr_assert_eq(g.offset, cuts[i + 1]);
+			data_stat("uploads", j->id, &size, &allocated);
+			cr_assert_eq(size, cuts[i + 1], "file size is the offset");
+			cr_assert_lt(allocated, DISCARD_ALLOC_MAX, "%" PRIu64 " bytes allocated",
+				     allocated);
+		} else if (e == SPOOL_OK) {
+			*j = g;
+		}
+	}
+	free(buf);
+	return e;
+}
+
+Test(spool_discard, offsets_length_and_digest_hold_but_nothing_is_stored)
+{
+	unsigned char *buf = malloc(DISCARD_LEN), d[DIGEST_SHA256_LEN];
+	unsigned char *data;
+	uint64_t size, allocated;
+	struct spool_job j, g;
+	char p[512];
+	size_t n;
+
+	cr_assert_not_null(buf);
+	pattern(buf, DISCARD_LEN, 41);
+	sha256(buf, DISCARD_LEN, d);
+	cr_assert_eq(discard_upload(41, d, &j), SPOOL_OK);
+	cr_assert_eq(j.state, SPOOL_COMMITTED);
+	cr_assert_eq(j.offset, DISCARD_LEN);
+	cr_assert_eq(j.length, DISCARD_LEN);
+	cr_assert_eq(memcmp(j.sha256, d, sizeof(d)), 0, "the hash is of the bytes received");
+	cr_assert_eq(spool_get(sp, OWNER_A, j.id, &g), SPOOL_OK);
+	assert_job_eq(&g, &j);
+	data_stat("ready", j.id, &size, &allocated);
+	cr_assert_eq(size, DISCARD_LEN);
+	cr_assert_lt(allocated, DISCARD_ALLOC_MAX, "%" PRIu64 " bytes allocated", allocated);
+	/* committed jobs hold zeros */
+	path_of(p, sizeof(p), "ready", j.id, "data");
+	data = slurp(p, &n);
+	cr_assert_eq(n, DISCARD_LEN);
+	for (size_t i = 0; i < n; i++)
+		cr_assert_eq(data[i], 0, "byte %zu", i);
+	free(data);
+	/* and survive a restart as committed jobs */
+	reopen();
+	cr_assert_eq(spool_get(sp, OWNER_A, j.id, &g), SPOOL_OK);
+	assert_job_eq(&g, &j);
+	free(buf);
+}
+
+Test(spool_discard, a_wrong_digest_is_still_a_mismatch)
+{
+	unsigned char *buf = malloc(DISCARD_LEN), d[DIGEST_SHA256_LEN];
+	struct spool_job j, g;
+
+	cr_assert_not_null(buf);
+	pattern(buf, DISCARD_LEN, 42);
+	sha256(buf, DISCARD_LEN, d);
+	d[7] ^= 0x10;
+	cr_assert_eq(discard_upload(42, d, &j), SPOOL_E_DIGEST);
+	cr_assert_eq(spool_get(sp, OWNER_A, j.id, &g), SPOOL_E_NOT_FOUND);
+	cr_assert_eq(count_entries("uploads"), 0);
+	cr_assert_eq(count_entries("ready"), 0);
+	cr_assert_eq(count_entries("idem"), 0, "the pair is forgotten");
+	free(buf);
+}
+
+Test(spool_discard, checksum_and_too_large_still_drop_the_request)
+{
+	unsigned char buf[6000], sum[DIGEST_SHA256_LEN];
+	uint64_t size, allocated;
+	struct spool_job j, g;
+
+	pattern(buf, sizeof(buf), 43);
+	create_ok(OWNER_A, 8000, NULL, 1, &j);
+	cr_assert_eq(put(OWNER_A, j.id, 0, buf, 3000, NULL, &g), SPOOL_OK);
+	sha256(buf, 4000, sum);
+	sum[0] ^= 1;
+	cr_assert_eq(put(OWNER_A, j.id, 3000, buf, 4000, sum, &g), SPOOL_E_CHECKSUM);
+	cr_assert_eq(g.offset, 3000);
+	data_stat("uploads", j.id, &size, &allocated);
+	cr_assert_eq(size, 3000);
+	cr_assert_eq(put(OWNER_A, j.id, 3000, buf, 5001, NULL, &g), SPOOL_E_TOO_LARGE);
+	cr_assert_eq(spool_get(sp, OWNER_A, j.id, &g), SPOOL_OK);
+	cr_assert_eq(g.offset, 3000);
+	data_stat("uploads", j.id, &size, &allocated);
+	cr_assert_eq(size, 3000);
+	sha256(buf, 5000, sum);
+	cr_assert_eq(put(OWNER_A, j.id, 3000, buf, 5000, sum, &g), SPOOL_OK);
+	cr_assert_eq(g.state, SPOOL_COMMITTED);
+}
+
+Test(spool_discard, zstd_jobs_are_refused)
+{
+	char uuid[UUID_LEN + 1];
+	struct spool_write *w = NULL;
+	struct spool_job j;
+
+	cr_assert_eq(create_zstd(OWNER_A, 100, 1000, NULL, &j, uuid), SPOOL_E_UNSUPPORTED);
+	cr_assert_eq(count_entries("uploads"), 0);
+	cr_assert_eq(count_entries("idem"), 0);
+	/* an upload made before discard mode cannot go on in it: its commit would decode zeros */
+	spool_free(sp);
+	cfg_discard = 0;
+	sp = open_spool();
+	cr_assert_eq(create_zstd(OWNER_A, 100, 1000, NULL, &j, uuid), SPOOL_OK);
+	spool_free(sp);
+	cfg_discard = 1;
+	sp = open_spool();
+	cr_assert_eq(spool_write_begin(sp, OWNER_A, j.id, 0, NULL, &w, NULL), SPOOL_E_UNSUPPORTED);
+	cr_assert_null(w);
+	cr_assert_eq(spool_active(sp), 0);
+}
+
+Test(spool_discard, pending_bytes_take_no_free_space)
+{
+	char uuid[UUID_LEN + 1];
+	struct statvfs sv;
+	uint64_t share;
+	struct spool_job j;
+
+	cr_assert_eq(statvfs(tmp, &sv), 0);
+	share = (uint64_t)sv.f_bavail * sv.f_frsize / 5 * 2;
+	/* three uploads of 40% of the free space each: only possible when none will land */
+	for (int i = 0; i < 3; i++)
+		create_ok(OWNER_A, share, NULL, (uint64_t)i + 1, &j);
+	cr_assert_gt(spool_free_bytes(sp), share);
+	/* spool_limit still counts them */
+	reopen_with(3 * share, 0);
+	cr_assert_eq(spool_free_bytes(sp), 0);
+	new_uuid(uuid);
+	cr_assert_eq(create(OWNER_A, uuid, 1, NULL, 9, &j, NULL), SPOOL_E_FULL);
 }
