@@ -104,6 +104,7 @@ set ylabel 'KiB per upload'
 set key top right
 set grid
 set yrange [0:*]
+set offsets graph 0.05, graph 0.05, 0, 0
 plot '%s' using 1:2:3:4 with yerrorlines title 'fs-gateway', \\
      '%s' using 1:5:6:7 with yerrorlines title 'nginx'
 """ % (chart, dat, dat)
@@ -127,7 +128,9 @@ plot '%s' using 1:2:3:4 with yerrorlines title 'fs-gateway', \\
                     os.uname().nodename, os.cpu_count(),
                     time.strftime("%Y-%m-%d %H:%M", time.gmtime()), runs))
         f.write("Reproduce: `bench/run.sh` (environment: `FSG_BENCH_RUNS`, `FSG_BENCH_NS`, "
-                "`FSG_BENCH_BIG_GIB`, `FSG_BENCH_STREAM_GIB`).\n\n")
+                "`FSG_BENCH_BIG_GIB`, `FSG_BENCH_STREAM_GIB`). Every figure of every run is in "
+                "[%s](%s).\n\n" % ((os.path.basename(os.path.splitext(out)[0]) +
+                                      "-results.txt",) * 2))
         f.write("## Figures\n\n")
         f.write("A ratio below 1.00 means fs-gateway needs less than nginx.\n\n")
         f.write(table + "\n\n")

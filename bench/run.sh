@@ -2,7 +2,8 @@
 # bench/run.sh: fs-gateway against nginx (proxy_request_buffering off), side by side, with the
 # same upstream (fs-server with bench_discard: reads and hashes every byte, stores none) and the
 # same clients, alternating A/B runs. Prints a table and writes it with a chart to
-# docs/performance.md. Not a test: it measures and reports.
+# docs/performance.md (the raw figures beside it, in performance-results.txt). Not a test: it
+# measures and reports.
 # Usage: bench/run.sh
 # Environment: FSG_BENCH_RUNS (3), FSG_BENCH_NS ("1000 4000 8000" slow uploads),
 #   FSG_BENCH_BIG_GIB (10: the job of the memory-vs-size run), FSG_BENCH_STREAM_GIB (1),
@@ -339,5 +340,6 @@ for run in $(seq 1 "$runs"); do
 done
 stop_sink
 
+cp "$results" "${out%.md}-results.txt"
 /usr/bin/python3 bench/report.py "$results" "$out" "$ns" "$big_gib" "$stream_gib" "$runs"
 echo "== written: $out =="
