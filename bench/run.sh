@@ -7,7 +7,8 @@
 # Usage: bench/run.sh
 # Environment: FSG_BENCH_RUNS (3), FSG_BENCH_NS ("1000 4000 8000" slow uploads),
 #   FSG_BENCH_BIG_GIB (10: the job of the memory-vs-size run), FSG_BENCH_STREAM_GIB (1),
-#   FSG_BENCH_OUT (docs/performance.md), FSG_BUILD_ROOT (build)
+#   FSG_BENCH_OUT (docs/performance.md), FSG_BENCH_PARTS ("cpu slow big": which parts run;
+#   a subset is for profiling, its table lacks the other rows), FSG_BUILD_ROOT (build)
 # Traffic stays on 127.0.0.1; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +19,8 @@ ns=${FSG_BENCH_NS:-"1000 4000 8000"}
 big_gib=${FSG_BENCH_BIG_GIB:-10}
 stream_gib=${FSG_BENCH_STREAM_GIB:-1}
 out=${FSG_BENCH_OUT:-docs/performance.md}
+parts=${FSG_BENCH_PARTS:-"cpu slow big"}
+part() { case " $parts " in *" $1 "*) return 0 ;; esac; return 1; }
 root=${FSG_BUILD_ROOT:-build}
 
 # --- what it needs ------------------------------------------------------------------------------
@@ -309,6 +312,7 @@ order() { # run: A/B alternation
 
 echo "== bench: state in $state; $runs runs; slow uploads: $ns; big job ${big_gib} GiB =="
 for up in plain tls; do
+	part cpu || break
 	start_sink "$up"
 	for run in $(seq 1 "$runs"); do
 		for relay in $(order "$run"); do
@@ -324,18 +328,23 @@ done
 start_sink plain
 for run in $(seq 1 "$runs"); do
 	for relay in $(order "$run"); do
-		start_relay "$relay"
-		bench_latency_alone "$relay" "$run"
-		stop_relay "$relay"
-		for n in $ns; do
-			# a fresh process for each N: RSS growth must not hide in a previous run's heap
+		if part slow; then
 			start_relay "$relay"
-			bench_slow "$relay" "$n" "$run"
+			bench_latency_alone "$relay" "$run"
 			stop_relay "$relay"
-		done
-		start_relay "$relay"
-		bench_big "$relay" "$run"
-		stop_relay "$relay"
+			for n in $ns; do
+				# a fresh process for each N: RSS growth must not hide in a previous
+				# run's heap
+				start_relay "$relay"
+				bench_slow "$relay" "$n" "$run"
+				stop_relay "$relay"
+			done
+		fi
+		if part big; then
+			start_relay "$relay"
+			bench_big "$relay" "$run"
+			stop_relay "$relay"
+		fi
 	done
 done
 stop_sink
