@@ -151,27 +151,6 @@ static int settings_finish(struct settings *s)
 	return s->queue_dir && s->locations_file ? 0 : -1;
 }
 
-static int mkdir_parents(const char *dir)
-{
-	char buf[4096];
-	size_t i, n = strlen(dir);
-
-	if (n >= sizeof(buf))
-		return -1;
-	memcpy(buf, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (buf[i] == '/' || buf[i] == '\0') {
-			char c = buf[i];
-
-			buf[i] = '\0';
-			if (mkdir(buf, 0700) == -1 && errno != EEXIST)
-				return -1;
-			buf[i] = c;
-		}
-	}
-	return 0;
-}
-
 static void time_text(int64_t ms, char *buf, size_t cap)
 {
 	time_t t = (time_t)(ms / 1000);
@@ -197,6 +176,7 @@ static int cmd_submit(const struct settings *s, int argc, char **argv)
 		.copies = 1,
 	};
 	int c, i, rc = EXIT_OK;
+	enum queue_err e;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -232,17 +212,18 @@ static int cmd_submit(const struct settings *s, int argc, char **argv)
 		fprintf(stderr, "fs-client: submit: --name names one document; give one file\n");
 		return EXIT_USAGE;
 	}
-	if (mkdir_parents(s->queue_dir) == -1) {
-		fprintf(stderr, "fs-client: cannot create the queue directory %s: %s\n",
-			s->queue_dir, strerror(errno));
+	/* queue_open creates the queue directory and its parents on first use */
+	e = queue_open(s->queue_dir);
+	if (e != QUEUE_OK) {
+		fprintf(stderr, "fs-client: cannot open the queue directory %s: %s\n",
+			s->queue_dir, queue_strerror(e));
 		return EXIT_FAIL;
 	}
 	for (i = optind; i < argc; i++) {
 		struct queue_job job;
 		char detail[512] = "";
-		enum queue_err e = queue_submit(s->queue_dir, argv[i], &so, &job, detail,
-						sizeof(detail));
 
+		e = queue_submit(s->queue_dir, argv[i], &so, &job, detail, sizeof(detail));
 		if (e != QUEUE_OK) {
 			/* The detail names the file itself. */
 			if (detail[0])
@@ -353,8 +334,7 @@ static int cmd_status(const struct settings *s, int argc, char **argv)
 		fprintf(stderr, "fs-client: status: unexpected argument %s\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (mkdir_parents(s->queue_dir) == -1 ||
-	    queue_list(s->queue_dir, &jobs, &sts, &n) != QUEUE_OK) {
+	if (queue_list(s->queue_dir, &jobs, &sts, &n) != QUEUE_OK) {
 		fprintf(stderr, "fs-client: cannot read the queue %s\n", s->queue_dir);
 		return EXIT_FAIL;
 	}
@@ -621,7 +601,7 @@ static int cmd_deliver(const struct settings *s, int argc, char **argv, int fore
 		locations_free(l);
 		return EXIT_USAGE;
 	}
-	if (mkdir_parents(s->queue_dir) == -1 || queue_open(s->queue_dir) != QUEUE_OK) {
+	if (queue_open(s->queue_dir) != QUEUE_OK) {
 		fprintf(stderr, "fs-client: cannot open the queue %s\n", s->queue_dir);
 		locations_free(l);
 		return EXIT_FAIL;

@@ -1146,7 +1146,9 @@ static enum queue_err job_check(const struct queue_job *job, char name[JOB_NAME_
 	return QUEUE_OK;
 }
 
-enum queue_err queue_remove(const char *queue_dir, const struct queue_job *job)
+/* Deletes job's directory from jobs/ (cancelled 0) or cancelled/ (cancelled 1). */
+static enum queue_err job_remove_from(const char *queue_dir, const struct queue_job *job,
+				      int cancelled)
 {
 	char name[JOB_NAME_MAX];
 	struct qdir q;
@@ -1156,24 +1158,19 @@ enum queue_err queue_remove(const char *queue_dir, const struct queue_job *job)
 		return rc;
 	rc = qdir_open(queue_dir, &q);
 	if (!rc)
-		rc = job_discard(&q, q.jobs, name);
+		rc = job_discard(&q, cancelled ? q.cancelled : q.jobs, name);
 	qdir_close(&q);
 	return rc;
 }
 
+enum queue_err queue_remove(const char *queue_dir, const struct queue_job *job)
+{
+	return job_remove_from(queue_dir, job, 0);
+}
+
 enum queue_err queue_cancel_done(const char *queue_dir, const struct queue_job *job)
 {
-	char name[JOB_NAME_MAX];
-	struct qdir q;
-	enum queue_err rc = job_check(job, name);
-
-	if (rc)
-		return rc;
-	rc = qdir_open(queue_dir, &q);
-	if (!rc)
-		rc = job_discard(&q, q.cancelled, name);
-	qdir_close(&q);
-	return rc;
+	return job_remove_from(queue_dir, job, 1);
 }
 
 enum queue_err queue_cancel(const char *queue_dir, const char *id, struct queue_job *out,
