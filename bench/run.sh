@@ -8,7 +8,8 @@
 # Environment: FSG_BENCH_RUNS (3), FSG_BENCH_NS ("1000 4000 8000" slow uploads),
 #   FSG_BENCH_BIG_GIB (10: the job of the memory-vs-size run), FSG_BENCH_STREAM_GIB (1),
 #   FSG_BENCH_OUT (docs/performance.md), FSG_BENCH_PARTS ("cpu slow big": which parts run;
-#   a subset is for profiling, its table lacks the other rows), FSG_BUILD_ROOT (build)
+#   a subset is for profiling, its table lacks the other rows), FSG_BUILD_ROOT (build),
+#   FSG_BENCH_KEEP (set: keep the state directory with every log, for profiling)
 # Traffic stays on 127.0.0.1; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,11 @@ cleanup() {
 	stop_relay nginx 2>/dev/null || true
 	stop_sink 2>/dev/null || true
 	wait 2>/dev/null || true
-	rm -rf "$state"
+	if [ -n "${FSG_BENCH_KEEP:-}" ]; then
+		echo "== kept: $state (logs of both relays and the sink) =="
+	else
+		rm -rf "$state"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

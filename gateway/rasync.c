@@ -2,6 +2,7 @@
 #include "gateway/rasync.h"
 
 #include <arpa/inet.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -42,6 +43,7 @@ struct rasync {
 	int watching;              /* fd is in the loop */
 	enum rasync_state state;
 	unsigned failures;         /* connect attempts failed in a row */
+	int conn_graced;           /* the connect deadline found the socket ready: one more turn */
 
 	struct loop_timer *conn_timer;   /* deadline of connect + AUTH */
 	struct loop_timer *retry_timer;  /* next connect attempt */
@@ -64,6 +66,7 @@ struct rasync_cmd {
 	void *arg;
 	struct loop_timer *deadline;
 	int done;                  /* the user callback already ran (deadline passed) */
+	int graced;                /* the deadline found the socket ready and waited one turn */
 	int auth;                  /* the internal AUTH: no user callback */
 };
 
@@ -177,6 +180,28 @@ static void on_fd(void *arg, uint32_t events)
 	leave(r);
 }
 
+/*
+ * The events hiredis waits for that the socket has now, without sleeping. A deadline that
+ * passes while the loop was busy elsewhere finds its answer here: a busy turn is not a silent
+ * Redis.
+ */
+static uint32_t ready_now(const struct rasync *r)
+{
+	struct pollfd p = {.fd = r->fd};
+	uint32_t ev = 0;
+
+	if (!r->ac || !r->want)
+		return 0;
+	p.events = (short)(((r->want & EPOLLIN) ? POLLIN : 0) | ((r->want & EPOLLOUT) ? POLLOUT : 0));
+	if (poll(&p, 1, 0) != 1)
+		return 0;
+	ev |= (p.revents & POLLIN) ? EPOLLIN : 0;
+	ev |= (p.revents & POLLOUT) ? EPOLLOUT : 0;
+	ev |= (p.revents & POLLERR) ? EPOLLERR : 0;
+	ev |= (p.revents & POLLHUP) ? EPOLLHUP : 0;
+	return ev;
+}
+
 static void on_retry(void *arg)
 {
 	struct rasync *r = arg;
@@ -242,8 +267,18 @@ static void on_conn_timeout(void *arg)
 {
 	struct rasync *r = arg;
 	enum log_level level = failure_level(r);
+	uint32_t ev;
 
 	r->conn_timer = NULL;
+	if (!r->conn_graced && (ev = ready_now(r))) {
+		/* handle what arrived; the deadline comes back once, at the next turn */
+		r->conn_graced = 1;
+		r->conn_timer = loop_timer_at(r->loop, clock_mono_ms(), on_conn_timeout, r);
+		if (r->conn_timer) {
+			on_fd(r, ev);
+			return;
+		}
+	}
 	LOG(level, "rasync.connect_timeout", "%s:%d: not ready after %lld ms", r->host, r->port,
 	    (long long)r->timeout_ms);
 	enter(r);
@@ -308,10 +343,23 @@ static void on_deadline(void *arg)
 {
 	struct rasync_cmd *c = arg;
 	struct rasync *r = c->r;
+	uint32_t ev;
 
 	c->deadline = NULL;
 	if (c->done)
 		return;
+	if (!c->graced && (ev = ready_now(r))) {
+		/*
+		 * Replies wait in the socket: read them first. The reply may free c, so c is not
+		 * touched after on_fd; the deadline comes back once, at the next turn.
+		 */
+		c->graced = 1;
+		c->deadline = loop_timer_at(r->loop, clock_mono_ms(), on_deadline, c);
+		if (c->deadline) {
+			on_fd(r, ev);
+			return;
+		}
+	}
 	c->done = 1; /* the record stays with hiredis until it calls back */
 	log_warn("rasync.timeout", "%s:%d: no reply within %lld ms", r->host, r->port,
 		 (long long)r->timeout_ms);
@@ -391,6 +439,7 @@ static void start_connect(struct rasync *r)
 	}
 	r->ac = ac;
 	r->conn_gen++;
+	r->conn_graced = 0;
 	r->fd = ac->c.fd;
 	r->want = 0;
 	r->watching = 0;

@@ -35,6 +35,13 @@
 /* curl's upload buffer: its minimum, so an upload costs as little memory as curl allows. */
 #define RELAY_UPLOAD_BUFFER 16384
 #define RELAY_RECV_BUFFER 16384
+/*
+ * Body bytes copied out of MHD's buffer and waiting for curl. Copying lets MHD go on reading:
+ * suspending the connection for each chunk instead costs two epoll_ctl calls, an inter-thread
+ * wake-up and a walk of MHD's whole suspended list per resume (libmicrohttpd 0.9.75), which
+ * stalls a worker holding thousands of trickling uploads. Freed as soon as curl has it all.
+ */
+#define RELAY_HOLD_MAX 65536
 #define RELAY_EXPECT_TIMEOUT_MS 1000L
 
 enum relay_phase {
@@ -87,10 +94,11 @@ struct relay {
 	int active_counted;        /* METRICS_ACTIVE_UPLOADS */
 	int pool_counted;          /* pool_upload_started(server.id) */
 
-	/* body bytes MHD handed over, still in MHD's buffer while the connection is suspended */
-	const char *data;
-	size_t size;
-	size_t taken;
+	/* body bytes taken from MHD that curl has not read yet (RELAY_HOLD_MAX at most) */
+	char *hold;
+	size_t hold_len;
+	size_t hold_off;
+	int held_back;             /* MHD keeps bytes that did not fit: resume once curl has ours */
 	uint64_t received;         /* body bytes consumed from MHD */
 	uint64_t sent;             /* body bytes handed to curl */
 	uint64_t discarded;
@@ -140,6 +148,7 @@ static void relay_unref(struct relay *r)
 	if (r->resp)
 		MHD_destroy_response(r->resp);
 	relay_answer_free(&r->up);
+	free(r->hold);
 	if (r->prev)
 		r->prev->next = r->next;
 	else
@@ -493,17 +502,23 @@ static size_t relay_read(char *buf, size_t size, size_t nitems, void *arg)
 		r->want_resume = 1;
 		relay_dirty(r);
 	}
-	n = r->size - r->taken;
+	n = r->hold_len - r->hold_off;
 	if (n) {
 		if (n > cap)
 			n = cap;
-		memcpy(buf, r->data + r->taken, n);
-		r->taken += n;
+		memcpy(buf, r->hold + r->hold_off, n);
+		r->hold_off += n;
 		r->sent += n;
 		metrics_add(METRICS_BYTES_RELAYED, n);
-		if (r->taken == r->size) {
-			r->want_resume = 1;
-			relay_dirty(r);
+		if (r->hold_off == r->hold_len) {
+			free(r->hold);
+			r->hold = NULL;
+			r->hold_len = r->hold_off = 0;
+			if (r->held_back) {
+				r->held_back = 0;
+				r->want_resume = 1;
+				relay_dirty(r);
+			}
 		}
 		return n;
 	}
@@ -1091,7 +1106,7 @@ static void relay_timer_fire(void *arg)
 		uint64_t need = (uint64_t)env->min_rate * (uint64_t)env->rate_window_ms / 1000;
 
 		/* the client's rate: waiting on a slow server is not the client's fault */
-		if (r->window_bytes < need && !(r->suspended && r->taken < r->size)) {
+		if (r->window_bytes < need && r->hold_len == r->hold_off) {
 			relay_timeout(r, PROBLEM_REQUEST_TIMEOUT,
 				      "the upload was slower than the minimum rate");
 			return;
@@ -1408,10 +1423,34 @@ static enum MHD_Result relay_first(struct worker *w, struct MHD_Connection *c, c
 
 /* ---- libmicrohttpd's callbacks -------------------------------------------------------------- */
 
-/* A body call: hand MHD's bytes to curl without copying them anywhere else. */
+/* Copies up to n body bytes after those curl has not read yet; returns how many fit. */
+static size_t relay_hold(struct relay *r, const char *data, size_t n)
+{
+	size_t pending = r->hold_len - r->hold_off;
+	char *p;
+
+	if (n > RELAY_HOLD_MAX - pending)
+		n = RELAY_HOLD_MAX - pending;
+	if (!n)
+		return 0;
+	if (r->hold_off) {
+		memmove(r->hold, r->hold + r->hold_off, pending);
+		r->hold_off = 0;
+		r->hold_len = pending;
+	}
+	p = realloc(r->hold, pending + n);
+	if (!p)
+		return 0;
+	memcpy(p + pending, data, n);
+	r->hold = p;
+	r->hold_len = pending + n;
+	return n;
+}
+
+/* A body call: copy MHD's bytes for curl; only when they do not fit does MHD wait for curl. */
 static enum MHD_Result relay_body(struct relay *r, const char *data, size_t *size)
 {
-	size_t n = *size, consumed;
+	size_t n = *size, took;
 
 	if (r->phase == PHASE_HEADERS) {
 		/* the minimum rate is measured from the first body byte on */
@@ -1431,23 +1470,23 @@ static enum MHD_Result relay_body(struct relay *r, const char *data, size_t *siz
 		r->kill = 1;
 		return MHD_NO;
 	}
-	/* the bytes curl took from the previous call are consumed now; MHD hands them again */
-	consumed = r->taken <= n ? r->taken : n;
-	r->received += consumed;
-	r->window_bytes += consumed;
-	r->taken = 0;
-	*size = n - consumed;
+	took = relay_hold(r, data, n);
+	r->received += took;
+	r->window_bytes += took;
+	*size = n - took;
 	if (*size) {
-		r->data = data + consumed;
-		r->size = *size;
-		relay_suspend(r);
-		if (r->curl_paused) {
-			r->want_unpause = 1;
-			relay_dirty(r);
+		if (!took && r->hold_len == r->hold_off) {
+			relay_problem(r, PROBLEM_INTERNAL, "out of memory");
+			r->kill = 1;
+			return MHD_NO;
 		}
-	} else {
-		r->data = NULL;
-		r->size = 0;
+		/* full: MHD keeps the rest until curl has read what we hold */
+		r->held_back = 1;
+		relay_suspend(r);
+	}
+	if (took && r->curl_paused) {
+		r->want_unpause = 1;
+		relay_dirty(r);
 	}
 	return MHD_YES;
 }
@@ -1515,8 +1554,6 @@ void relay_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 	r->mhd_done = 1;
 	r->suspended = 0;
-	r->data = NULL;
-	r->size = 0;
 	if (r->phase != PHASE_ANSWERED || toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) {
 		r->client_gone = 1;
 		if (r->in_flight) {

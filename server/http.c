@@ -1009,10 +1009,11 @@ struct http *http_start(const struct http_config *cfg, struct spool *s, struct m
 	struct sockaddr_storage ss = {0};
 	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
 	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
 
 	if (!h)
 		return NULL;
+	flags |= cfg->use_epoll ? MHD_USE_EPOLL : MHD_USE_POLL;
 	h->cfg = *cfg;
 	h->spool = s;
 	h->member = m;

@@ -313,6 +313,57 @@ Test(rasync, command_to_a_stopped_server_times_out_once_then_reconnects)
 	cr_assert_eq(res.calls, 1);
 }
 
+/* A watcher that lets the stopped server go on and then keeps the loop busy past a deadline. */
+struct stall {
+	int fd;
+	pid_t redis;
+	int64_t busy_ms;
+};
+
+static void on_stall(void *arg, uint32_t events)
+{
+	struct stall *st = arg;
+	char c;
+	int64_t end;
+
+	(void)events;
+	cr_assert_eq(read(st->fd, &c, 1), 1);
+	cr_assert_eq(kill(st->redis, SIGCONT), 0);
+	/* Redis answers while this callback still runs, after the turn's epoll_wait */
+	end = clock_mono_ms() + st->busy_ms;
+	while (clock_mono_ms() < end)
+		usleep(1000);
+}
+
+Test(rasync, reply_that_arrived_during_a_busy_turn_is_not_a_timeout)
+{
+	struct result res = {0};
+	const int64_t timeout = 200;
+	struct stall st = {.redis = redis_server_pid(srv), .busy_ms = 2 * timeout};
+	int fds[2];
+
+	open_connected(NULL, timeout, 100);
+	cr_assert_eq(pipe(fds), 0);
+	st.fd = fds[0];
+	cr_assert_eq(loop_fd_add(l, fds[0], EPOLLIN, on_stall, &st), 0);
+	cr_assert_eq(kill(st.redis, SIGSTOP), 0);
+	cr_assert_eq(send1(&res, "SET", "k", "v"), 0);
+	run_for(20); /* the command goes out; the stopped server holds its answer */
+	cr_assert_eq(res.calls, 0);
+	/* one turn: the stall runs, the deadline passes in it, the reply is in the socket */
+	cr_assert_eq(write(fds[1], "x", 1), 1);
+	cr_assert(run_until(is_called, &res, 3000));
+	cr_assert_null(res.err, "the busy turn was taken for a silent server: %s", res.err);
+	cr_assert_str_eq(res.str, "OK");
+	cr_assert(rasync_connected(ra), "the connection was dropped");
+	run_for(3 * timeout);
+	cr_assert_eq(res.calls, 1);
+	cr_assert(rasync_connected(ra));
+	loop_fd_del(l, fds[0]);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 static void on_count_err(void *arg, redisReply *reply, const char *err)
 {
 	struct result *res = arg;
