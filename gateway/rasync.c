@@ -44,6 +44,8 @@ struct rasync {
 	enum rasync_state state;
 	unsigned failures;         /* connect attempts failed in a row */
 	int conn_graced;           /* the connect deadline found the socket ready: one more turn */
+	int64_t heard_ms;          /* monotonic: the last reply (or the connect) on this context */
+	int hooked;                /* on_turn is in the loop */
 
 	struct loop_timer *conn_timer;   /* deadline of connect + AUTH */
 	struct loop_timer *retry_timer;  /* next connect attempt */
@@ -291,6 +293,7 @@ static void became_ready(struct rasync *r)
 {
 	cancel_timer(r, &r->conn_timer);
 	r->state = RASYNC_READY;
+	r->heard_ms = clock_mono_ms();
 	r->failures = 0;
 	log_info("rasync.connected", "%s:%d: connected", r->host, r->port);
 }
@@ -319,6 +322,8 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 
 	(void)ac;
 	cancel_timer(r, &c->deadline);
+	if (reply)
+		r->heard_ms = clock_mono_ms();
 	if (c->auth) {
 		on_auth(r, reply);
 		free(c);
@@ -364,7 +369,9 @@ static void on_deadline(void *arg)
 	log_warn("rasync.timeout", "%s:%d: no reply within %lld ms", r->host, r->port,
 		 (long long)r->timeout_ms);
 	enter(r);
-	schedule_reap(r);
+	/* a connection that answered within the deadline is alive: only this command is late */
+	if (clock_mono_ms() - r->heard_ms >= r->timeout_ms)
+		schedule_reap(r);
 	c->fn(c->arg, NULL, ERR_TIMEOUT);
 	leave(r);
 }
@@ -460,6 +467,20 @@ static void start_connect(struct rasync *r)
 	redisAsyncSetConnectCallback(ac, on_connect);
 }
 
+/*
+ * At the end of every turn: send what this turn's commands queued at once, instead of at the
+ * next turn's write event (a busy turn would otherwise stand between a command and Redis).
+ * Only on a connected context: before that, hiredis would take a pending connect for done.
+ */
+static void on_turn(void *arg)
+{
+	struct rasync *r = arg;
+
+	if (r->ac && (r->state == RASYNC_READY || r->state == RASYNC_AUTHING) &&
+	    (r->want & EPOLLOUT))
+		on_fd(r, EPOLLOUT);
+}
+
 static int ms_setting(int64_t v, int64_t def, int64_t *out)
 {
 	if (v < 0 || v > RASYNC_MAX_MS)
@@ -494,9 +515,13 @@ struct rasync *rasync_new(struct loop *l, const struct rasync_config *cfg)
 	strcpy(r->host, cfg->host);
 	r->port = cfg->port;
 	r->fd = -1;
+	if (loop_on_turn(l, on_turn, r))
+		goto fail;
+	r->hooked = 1;
 	start_connect(r);
 	return r;
 fail:
+	free(r->password);
 	free(r);
 	return NULL;
 }
@@ -549,6 +574,8 @@ static void rasync_destroy(struct rasync *r)
 {
 	r->closing = 1;
 	r->busy = 1; /* a rasync_free from the callbacks below only sets the flag again */
+	if (r->hooked)
+		loop_off_turn(r->loop, on_turn, r);
 	cancel_timer(r, &r->retry_timer);
 	teardown(r);
 	if (r->password) {

@@ -364,6 +364,44 @@ Test(rasync, reply_that_arrived_during_a_busy_turn_is_not_a_timeout)
 	close(fds[1]);
 }
 
+/* Redis busy in a script for about 300 ms, then answering 1. */
+#define BUSY_300_MS                                                                        \
+	"local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] "                   \
+	"repeat local n = redis.call('TIME') until n[1] * 1000000 + n[2] - t0 > 300000 "   \
+	"return 1"
+
+Test(rasync, late_reply_on_a_live_connection_keeps_the_connection)
+{
+	struct result id0 = {0}, first = {0}, second = {0}, id1 = {0};
+	const char *busy[3] = {"EVAL", BUSY_300_MS, "0"};
+
+	open_connected(NULL, 500, 100);
+	cr_assert_eq(send1(&id0, "CLIENT", "ID", NULL), 0);
+	cr_assert(run_until(is_called, &id0, 2000));
+	cr_assert_null(id0.err);
+	/*
+	 * The first answers after ~300 ms. The second, sent 50 ms later, waits for Redis to
+	 * finish the first (in its own read: Redis writes the first reply in between) and answers
+	 * after ~600 ms, past its deadline at 550 ms.
+	 */
+	cr_assert_eq(rasync_command(ra, on_result, &first, 3, busy, NULL), 0);
+	run_for(50);
+	cr_assert_eq(rasync_command(ra, on_result, &second, 3, busy, NULL), 0);
+	cr_assert(run_until(is_called, &second, 3000));
+	cr_assert_null(first.err, "%s", first.err);
+	cr_assert_eq(first.integer, 1);
+	cr_assert_str_eq(second.err, "timeout");
+	/* Redis answered 200 ms before that deadline: the connection is kept, not made again */
+	cr_assert(rasync_connected(ra));
+	run_for(300);
+	cr_assert_eq(second.calls, 1, "the late reply reached the caller after its timeout");
+	cr_assert_eq(send1(&id1, "CLIENT", "ID", NULL), 0);
+	cr_assert(run_until(is_called, &id1, 2000));
+	cr_assert_null(id1.err);
+	cr_assert_eq(id1.integer, id0.integer, "a new connection (client id %lld, was %lld)",
+		     id1.integer, id0.integer);
+}
+
 static void on_count_err(void *arg, redisReply *reply, const char *err)
 {
 	struct result *res = arg;
