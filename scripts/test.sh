@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # test: installs what is missing, then builds and runs every test in three builds:
 #   plain (gcc, -Werror), sanitizers (clang-14, ASan+UBSan, -Werror), and fuzz (clang-14 libFuzzer,
-#   each target replays its corpus and fuzzes for FSG_FUZZ_SECONDS, default 10).
+#   each target replays its corpus and fuzzes for FSG_FUZZ_SECONDS, default 10); then, once, the
+#   container test (tests/container/run.sh: the docker/ images under podman; skipped, saying why,
+#   where podman cannot run).
 # Usage: scripts/test.sh            Environment: FSG_FUZZ_SECONDS, FSG_BUILD_ROOT (default ./build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +69,21 @@ if [ -n "$(ls -A "$reports" 2>/dev/null)" ]; then
 fi
 run_build fuzz clang-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFSG_SANITIZE=ON -DFSG_FUZZ=ON \
 	-DFSG_FUZZ_SECONDS="$fuzz_seconds"
+
+# The container images (docker/), once per run: podman builds them on a debootstrapped Debian
+# base (kept in $root/container) and relays a job through them, using the plain build's tools.
+echo "== container test =="
+crc=0
+timeout -k 30 2700 tests/container/run.sh "$root/plain/bin" "$root/container" || crc=$?
+case $crc in
+0) passed=$((passed + 1)) ;;
+77) echo "-- container: skipped (the reason is above)" ;;
+*)
+	echo "-- container: failed (exit $crc)"
+	failed=$((failed + 1))
+	status=1
+	;;
+esac
 
 echo "== summary: $(($(date +%s) - start)) s, $cases Criterion cases across the plain and sanitizer builds =="
 echo "$passed passed, $failed failed"
