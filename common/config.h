@@ -64,7 +64,9 @@ struct config_setting {
  * "env FSG_SERVER_X", "argument --x" or "default"; a missing required setting (def NULL)
  * prints "program: setting: required setting not given". Shown values are escaped (control
  * bytes as \xNN) and cut at 80 bytes, so the error is one line. The program exits non-zero
- * before listening on -1. Not thread-safe (getenv, getcwd, strerror): call it at startup.
+ * before listening on -1. Not reentrant: one call at a time, and no thread may change the
+ * environment meanwhile (getenv); other threads may run (fs-gateway calls it again on SIGHUP
+ * while its workers serve).
  */
 int config_load(const struct config_setting *table, size_t n, const char *prefix,
 		const char *program, const char *version, int argc, char **argv, void *target,

@@ -72,6 +72,18 @@ struct limits *limits_new(const struct limits_config *cfg)
 	return l;
 }
 
+int limits_configure(struct limits *l, const struct limits_config *cfg)
+{
+	if (cfg->authfail_window_ms <= 0)
+		return -1;
+	pthread_mutex_lock(&l->lock);
+	l->cfg.authfail_limit = cfg->authfail_limit;
+	l->cfg.authfail_window_ms = cfg->authfail_window_ms;
+	l->cfg.uploads_per_user = cfg->uploads_per_user;
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
 void limits_free(struct limits *l)
 {
 	size_t i;
@@ -133,10 +145,8 @@ int64_t limits_authfail_blocked(struct limits *l, const char *key, int64_t now_m
 	struct authfail *a;
 	int64_t left = 0;
 
-	if (!l->cfg.authfail_limit)
-		return 0;
 	pthread_mutex_lock(&l->lock);
-	a = limits_slot(l, key, now_ms, 0);
+	a = l->cfg.authfail_limit ? limits_slot(l, key, now_ms, 0) : NULL;
 	if (a && a->count >= l->cfg.authfail_limit)
 		left = a->until_ms - now_ms;
 	pthread_mutex_unlock(&l->lock);

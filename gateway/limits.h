@@ -25,6 +25,12 @@ struct limits_config {
 struct limits;
 
 struct limits *limits_new(const struct limits_config *cfg);
+/*
+ * Takes cfg's limit, window and uploads per user (a reload; authfail_slots stays). Counters
+ * are kept: a lower uploads_per_user refuses new uploads until enough end, a new window
+ * applies to windows that start from now on. Thread-safe. 0, or -1 (window <= 0: unchanged).
+ */
+int limits_configure(struct limits *l, const struct limits_config *cfg);
 void limits_free(struct limits *l);
 
 /*

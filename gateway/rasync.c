@@ -12,6 +12,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sentinel.h"
 
 #define RASYNC_DEFAULT_TIMEOUT_MS 200
 #define RASYNC_DEFAULT_RETRY_MS 500
@@ -24,17 +25,32 @@ static const char ERR_CLOSED[] = "closed";
 enum rasync_state {
 	RASYNC_DOWN,        /* no context, or one being given up (suspect): commands refused */
 	RASYNC_CONNECTING,  /* TCP connect in progress */
-	RASYNC_AUTHING,     /* connected, AUTH sent: commands refused until it succeeds */
+	RASYNC_AUTHING,     /* connected, handshake sent (AUTH, sentinel query, ROLE): commands
+			       refused until it succeeds */
 	RASYNC_READY,
 };
 
 struct rasync {
 	struct loop *loop;
-	char host[INET6_ADDRSTRLEN];
+	char host[SENTINEL_HOST_MAX + 1]; /* the peer of the current connection */
 	int port;
 	char *password;
 	int64_t timeout_ms;
 	int64_t retry_ms;
+
+	/* Sentinel */
+	char *master_name;
+	char *sentinel_password;
+	struct sentinel_addr sentinels[SENTINEL_MAX];
+	size_t nsentinels;         /* 0: master is Redis itself, always */
+	size_t sentinel;           /* the one asked next: the last that answered stays first */
+	size_t asked;              /* sentinels that gave no answer in this round */
+	struct sentinel_addr master;  /* where the master is (the sentinels' last answer) */
+	struct sentinel_addr answer;  /* the answer being read */
+	int master_known;          /* master holds an answer not yet found wrong */
+	int to_sentinel;           /* the current (or last) context is to a sentinel */
+	int was_ready;             /* the current (or last) context reached RASYNC_READY */
+	unsigned handshake_left;   /* handshake replies still to come before ready */
 
 	redisAsyncContext *ac;     /* NULL once hiredis has started freeing it */
 	unsigned conn_gen;         /* tells one context from the next at the same address */
@@ -61,6 +77,14 @@ struct rasync {
 	int closing;
 };
 
+/* Commands of ours: a user's, or one of the handshake after connecting. */
+enum rasync_kind {
+	RASYNC_USER,
+	RASYNC_AUTH,   /* to the sentinel or to Redis, as the connection goes */
+	RASYNC_ASK,    /* SENTINEL get-master-addr-by-name */
+	RASYNC_ROLE,   /* is it the master? */
+};
+
 /* One command hiredis holds: freed when hiredis calls it back, with a reply or NULL on free. */
 struct rasync_cmd {
 	struct rasync *r;
@@ -69,7 +93,7 @@ struct rasync_cmd {
 	struct loop_timer *deadline;
 	int done;                  /* the user callback already ran (deadline passed) */
 	int graced;                /* the deadline found the socket ready and waited one turn */
-	int auth;                  /* the internal AUTH: no user callback */
+	enum rasync_kind kind;     /* a handshake command has no user callback */
 };
 
 static void start_connect(struct rasync *r);
@@ -204,6 +228,29 @@ static uint32_t ready_now(const struct rasync *r)
 	return ev;
 }
 
+/*
+ * How long to wait for the next connection once the current one ended. With sentinels this also
+ * picks what comes next: an answer leads to the master at once; a sentinel that gave none hands
+ * over to the next one, at once until each was asked in this round; a master connection that
+ * ends sends us to the sentinels again, at once if it had worked (a failover moved it).
+ */
+static int64_t retry_delay(struct rasync *r)
+{
+	if (!r->nsentinels)
+		return r->retry_ms;
+	if (!r->to_sentinel) {
+		r->master_known = 0;
+		return r->was_ready ? 0 : r->retry_ms;
+	}
+	if (r->master_known)
+		return 0;
+	r->sentinel = (r->sentinel + 1) % r->nsentinels;
+	if (++r->asked < r->nsentinels)
+		return 0;
+	r->asked = 0;
+	return r->retry_ms;
+}
+
 static void on_retry(void *arg)
 {
 	struct rasync *r = arg;
@@ -216,7 +263,7 @@ static void schedule_retry(struct rasync *r)
 {
 	if (r->closing || r->free_requested || r->retry_timer || r->ac)
 		return;
-	r->retry_timer = loop_timer_at(r->loop, clock_mono_ms() + r->retry_ms, on_retry, r);
+	r->retry_timer = loop_timer_at(r->loop, clock_mono_ms() + retry_delay(r), on_retry, r);
 	if (!r->retry_timer)
 		log_error("rasync.retry_failed", "%s:%d: no memory to schedule a reconnect",
 			  r->host, r->port);
@@ -295,22 +342,93 @@ static void became_ready(struct rasync *r)
 	r->state = RASYNC_READY;
 	r->heard_ms = clock_mono_ms();
 	r->failures = 0;
-	log_info("rasync.connected", "%s:%d: connected", r->host, r->port);
+	r->was_ready = 1;
+	log_info("rasync.connected", "%s:%d: connected%s", r->host, r->port,
+		 r->nsentinels ? " to the master" : "");
 }
 
-static void on_auth(struct rasync *r, redisReply *reply)
+/* The sentinel's answer: the master's address, kept in r->answer. NULL, or why not. */
+static const char *ask_check(struct rasync *r, const redisReply *reply)
 {
+	const redisReply *h, *p;
+
+	if (reply->type == REDIS_REPLY_NIL)
+		return "no master of that name here";
+	if (reply->type == REDIS_REPLY_ERROR)
+		return reply->str;
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+		return "unexpected reply";
+	h = reply->element[0];
+	p = reply->element[1];
+	if (h->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING)
+		return "unexpected reply";
+	/* names would need a blocking lookup in the loop (sentinel resolve-hostnames) */
+	if (sentinel_addr_parse(h->str, h->len, p->str, p->len, SENTINEL_IP_ONLY, &r->answer))
+		return "the master's address is not an IP address and port";
+	return NULL;
+}
+
+/* One handshake reply. NULL when it is the expected one, else why not (for the log). */
+static const char *handshake_check(struct rasync *r, enum rasync_kind kind,
+				   const redisReply *reply)
+{
+	const redisReply *e;
+
+	switch (kind) {
+	case RASYNC_AUTH:
+		if (reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
+		    memcmp(reply->str, "OK", 2) == 0)
+			return NULL;
+		return "AUTH refused";
+	case RASYNC_ASK:
+		return ask_check(r, reply);
+	case RASYNC_ROLE:
+		if (reply->type == REDIS_REPLY_ERROR)
+			return reply->str;
+		e = reply->type == REDIS_REPLY_ARRAY && reply->elements ? reply->element[0] : NULL;
+		if (e && e->type == REDIS_REPLY_STRING && sentinel_role_is_master(e->str, e->len))
+			return NULL;
+		return "not the master (yet): the sentinels will be asked again";
+	case RASYNC_USER:
+		break;
+	}
+	return "unexpected reply";
+}
+
+static void on_handshake(struct rasync *r, enum rasync_kind kind, redisReply *reply)
+{
+	const char *why;
 	enum log_level level;
 
-	if (!reply) /* the context is going away: its own path reconnects */
+	/* NULL: the context is going away, its own path reconnects; not AUTHING: already failed */
+	if (!reply || r->state != RASYNC_AUTHING)
 		return;
-	if (reply->type == REDIS_REPLY_STATUS && reply->len == 2 &&
-	    memcmp(reply->str, "OK", 2) == 0) {
+	why = handshake_check(r, kind, reply);
+	if (why) {
+		level = failure_level(r);
+		if (r->to_sentinel)
+			LOG(level, "rasync.sentinel_failed", "sentinel %s:%d: master %s: %s",
+			    r->host, r->port, r->master_name, why);
+		else
+			LOG(level, kind == RASYNC_AUTH ? "rasync.auth_failed" : "rasync.not_master",
+			    "%s:%d: %s", r->host, r->port, why);
+		schedule_reap(r);
+		return;
+	}
+	if (--r->handshake_left)
+		return;
+	if (!r->to_sentinel) {
 		became_ready(r);
 		return;
 	}
-	level = failure_level(r);
-	LOG(level, "rasync.auth_failed", "%s:%d: AUTH refused", r->host, r->port);
+	/* the sentinel has answered: drop its connection and go to the master (at once) */
+	LOG(strcmp(r->answer.host, r->master.host) || r->answer.port != r->master.port ? LOG_INFO
+											: LOG_DEBUG,
+	    "rasync.sentinel", "sentinel %s:%d: master %s is at %s:%d", r->host, r->port,
+	    r->master_name, r->answer.host, r->answer.port);
+	r->master = r->answer;
+	r->master_known = 1;
+	r->asked = 0;
 	schedule_reap(r);
 }
 
@@ -324,14 +442,21 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 	cancel_timer(r, &c->deadline);
 	if (reply)
 		r->heard_ms = clock_mono_ms();
-	if (c->auth) {
-		on_auth(r, reply);
+	if (c->kind != RASYNC_USER) {
+		on_handshake(r, c->kind, reply);
 		free(c);
 		return;
 	}
 	/* in 0.14 a NULL reply only comes while hiredis frees the context */
 	if (!reply)
 		r->state = RASYNC_DOWN;
+	if (reply && reply->type == REDIS_REPLY_ERROR && r->nsentinels &&
+	    r->state == RASYNC_READY && sentinel_error_is_readonly(reply->str, reply->len)) {
+		/* a failover demoted this node: its connection is the wrong one now */
+		log_warn("rasync.readonly", "%s:%d: a replica now; asking the sentinels", r->host,
+			 r->port);
+		schedule_reap(r);
+	}
 	if (!c->done) {
 		c->done = 1;
 		if (r->free_requested || r->closing)
@@ -376,17 +501,38 @@ static void on_deadline(void *arg)
 	leave(r);
 }
 
+/* Sends one handshake command; its reply goes to on_handshake. 0 or -1. */
+static int handshake_send(struct rasync *r, enum rasync_kind kind, int argc, const char **argv)
+{
+	struct rasync_cmd *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -1;
+	c->r = r;
+	c->kind = kind;
+	/* no deadline of its own: the connect deadline runs until the handshake is done */
+	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, NULL) != REDIS_OK) {
+		free(c);
+		return -1;
+	}
+	r->handshake_left++;
+	return 0;
+}
+
 static void on_connect(const redisAsyncContext *cac, int status)
 {
 	struct rasync *r = cac->data;
-	struct rasync_cmd *c;
-	const char *argv[2] = {"AUTH", r->password};
+	const char *password = r->to_sentinel ? r->sentinel_password : r->password;
+	const char *auth[2] = {"AUTH", password};
+	const char *ask[3] = {"SENTINEL", "get-master-addr-by-name", r->master_name};
+	const char *role[1] = {"ROLE"};
 
 	if (status != REDIS_OK) {
 		enum log_level level = failure_level(r);
 
 		/* hiredis frees the context right after this returns */
-		LOG(level, "rasync.connect_failed", "%s:%d: %s", r->host, r->port, cac->c.errstr);
+		LOG(level, "rasync.connect_failed", "%s%s:%d: %s",
+		    r->to_sentinel ? "sentinel " : "", r->host, r->port, cac->c.errstr);
 		ev_want(r, 0);
 		r->ac = NULL;
 		r->state = RASYNC_DOWN;
@@ -394,24 +540,22 @@ static void on_connect(const redisAsyncContext *cac, int status)
 		schedule_retry(r);
 		return;
 	}
-	if (!r->password) {
+	/* pipelined: AUTH first, then the question (to a sentinel) or ROLE (to a master) */
+	r->handshake_left = 0;
+	if (password && handshake_send(r, RASYNC_AUTH, 2, auth))
+		goto fail;
+	if (r->to_sentinel && handshake_send(r, RASYNC_ASK, 3, ask))
+		goto fail;
+	if (!r->to_sentinel && r->nsentinels && handshake_send(r, RASYNC_ROLE, 1, role))
+		goto fail;
+	if (!r->handshake_left) {
 		became_ready(r);
 		return;
-	}
-	c = calloc(1, sizeof(*c));
-	if (!c)
-		goto fail;
-	c->r = r;
-	c->auth = 1;
-	/* no deadline of its own: the connect deadline runs until AUTH succeeds */
-	if (redisAsyncCommandArgv(r->ac, on_reply, c, 2, argv, NULL) != REDIS_OK) {
-		free(c);
-		goto fail;
 	}
 	r->state = RASYNC_AUTHING;
 	return;
 fail:
-	log_error("rasync.auth_failed", "%s:%d: cannot send AUTH", r->host, r->port);
+	log_error("rasync.handshake_failed", "%s:%d: cannot send the handshake", r->host, r->port);
 	schedule_reap(r);
 }
 
@@ -430,9 +574,25 @@ static void on_disconnect(const redisAsyncContext *cac, int status)
 	schedule_retry(r);
 }
 
+/* Where the next connection goes: the master, or first the sentinel whose turn it is. */
+static void pick_peer(struct rasync *r)
+{
+	const struct sentinel_addr *a = &r->master;
+
+	r->to_sentinel = r->nsentinels && !r->master_known;
+	if (r->to_sentinel)
+		a = &r->sentinels[r->sentinel];
+	memcpy(r->host, a->host, sizeof(r->host));
+	r->port = a->port;
+	r->was_ready = 0;
+}
+
 static void start_connect(struct rasync *r)
 {
-	redisAsyncContext *ac = redisAsyncConnect(r->host, r->port);
+	redisAsyncContext *ac;
+
+	pick_peer(r);
+	ac = redisAsyncConnect(r->host, r->port);
 
 	if (!ac || ac->err) {
 		enum log_level level = failure_level(r);
@@ -489,31 +649,63 @@ static int ms_setting(int64_t v, int64_t def, int64_t *out)
 	return 0;
 }
 
-struct rasync *rasync_new(struct loop *l, const struct rasync_config *cfg)
+/* Wipes and frees a password. Accepts NULL. */
+static void secret_free(char *s)
 {
-	struct rasync *r;
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
+}
+
+static int copy_string(const char *from, char **to)
+{
+	if (!from)
+		return 0;
+	*to = strdup(from);
+	return *to ? 0 : -1;
+}
+
+/* Redis itself at host:port, or the sentinels and the master's name. 0, or -1 when bad. */
+static int peers_setting(struct rasync *r, const struct rasync_config *cfg)
+{
 	unsigned char addr[sizeof(struct in6_addr)];
 
-	if (!l || !cfg || !cfg->host || cfg->port < 1 || cfg->port > 65535)
-		return NULL;
+	if (sentinel_list_parse(cfg->sentinels, SENTINEL_IP_ONLY, r->sentinels, SENTINEL_MAX,
+				&r->nsentinels))
+		return -1;
+	if (r->nsentinels)
+		return !cfg->master_name || !cfg->master_name[0] ? -1 : 0;
+	if (!cfg->host || cfg->port < 1 || cfg->port > 65535)
+		return -1;
 	/* only literal addresses: hiredis would resolve a name with a blocking getaddrinfo */
 	if (strlen(cfg->host) >= INET6_ADDRSTRLEN || (inet_pton(AF_INET, cfg->host, addr) != 1 &&
 						      inet_pton(AF_INET6, cfg->host, addr) != 1))
+		return -1;
+	strcpy(r->master.host, cfg->host);
+	r->master.port = cfg->port;
+	r->master_known = 1;
+	return 0;
+}
+
+struct rasync *rasync_new(struct loop *l, const struct rasync_config *cfg)
+{
+	struct rasync *r;
+
+	if (!l || !cfg)
 		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	if (ms_setting(cfg->timeout_ms, RASYNC_DEFAULT_TIMEOUT_MS, &r->timeout_ms) ||
+	if (peers_setting(r, cfg) ||
+	    ms_setting(cfg->timeout_ms, RASYNC_DEFAULT_TIMEOUT_MS, &r->timeout_ms) ||
 	    ms_setting(cfg->retry_ms, RASYNC_DEFAULT_RETRY_MS, &r->retry_ms))
 		goto fail;
-	if (cfg->password) {
-		r->password = strdup(cfg->password);
-		if (!r->password)
-			goto fail;
-	}
+	if (copy_string(cfg->password, &r->password) ||
+	    (r->nsentinels && (copy_string(cfg->master_name, &r->master_name) ||
+			       copy_string(cfg->sentinel_password, &r->sentinel_password))))
+		goto fail;
 	r->loop = l;
-	strcpy(r->host, cfg->host);
-	r->port = cfg->port;
 	r->fd = -1;
 	if (loop_on_turn(l, on_turn, r))
 		goto fail;
@@ -521,7 +713,9 @@ struct rasync *rasync_new(struct loop *l, const struct rasync_config *cfg)
 	start_connect(r);
 	return r;
 fail:
-	free(r->password);
+	secret_free(r->password);
+	secret_free(r->sentinel_password);
+	free(r->master_name);
 	free(r);
 	return NULL;
 }
@@ -578,10 +772,9 @@ static void rasync_destroy(struct rasync *r)
 		loop_off_turn(r->loop, on_turn, r);
 	cancel_timer(r, &r->retry_timer);
 	teardown(r);
-	if (r->password) {
-		explicit_bzero(r->password, strlen(r->password));
-		free(r->password);
-	}
+	secret_free(r->password);
+	secret_free(r->sentinel_password);
+	free(r->master_name);
 	free(r);
 }
 

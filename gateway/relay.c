@@ -155,6 +155,7 @@ static void relay_unref(struct relay *r)
 		r->w->all = r->next;
 	if (r->next)
 		r->next->prev = r->prev;
+	atomic_fetch_sub(&r->w->hub->requests, 1);
 	free(r);
 }
 
@@ -265,6 +266,9 @@ static enum MHD_Result relay_queue(struct relay *r)
 
 	if (!r->resp)
 		return MHD_NO;
+	/* a draining gateway keeps no connection open after its answer: clients go elsewhere */
+	if (worker_draining(r->w) && !MHD_get_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION))
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	rc = MHD_queue_response(r->conn, r->resp_status, r->resp);
 	metrics_status((int)r->resp_status);
 	log_debug("relay.answer", "%s %u route %d user %s server %s", r->addr, r->resp_status,
@@ -449,7 +453,7 @@ static void relay_simple(struct relay *r)
 		relay_set_answer(r, 200, resp);
 		break;
 	case ADMIT_READY: {
-		int ok = !atomic_load(&env->draining) && worker_snapshot_ok(r->w, now, &pick_now) &&
+		int ok = !worker_draining(r->w) && worker_snapshot_ok(r->w, now, &pick_now) &&
 			 pool_available(r->w->pool, pick_now) > 0;
 
 		resp = relay_response(ok ? "ready\n" : "not ready\n", ok ? 6 : 10);
@@ -1222,7 +1226,7 @@ static void relay_create_pick(struct relay *r)
 
 	for (i = 0; i < r->ntried; i++)
 		exclude[i] = r->tried[i];
-	if (atomic_load(&w->env->draining)) {
+	if (worker_draining(w)) {
 		relay_problem(r, PROBLEM_DRAINING, NULL);
 		return;
 	}
@@ -1299,6 +1303,12 @@ static void relay_dispatch(struct relay *r)
 	struct worker *w = r->w;
 	const struct admit *a = &r->a;
 
+	/* draining: uploads in progress finish, new ones (and their next PATCH) go elsewhere */
+	if ((a->route == ADMIT_CREATE || a->route == ADMIT_PUT || a->route == ADMIT_PATCH) &&
+	    worker_draining(w)) {
+		relay_problem(r, PROBLEM_DRAINING, "this gateway is shutting down; retry");
+		return;
+	}
 	if (a->has_body) {
 		if (limits_upload_begin(w->env->limits, r->oh)) {
 			metrics_add(METRICS_RATE_LIMITED, 1);
@@ -1353,6 +1363,7 @@ static enum MHD_Result relay_first(struct worker *w, struct MHD_Connection *c, c
 	r->w = w;
 	r->conn = c;
 	r->refs = 1; /* MHD's, until relay_completed */
+	atomic_fetch_add(&w->hub->requests, 1);
 	r->next = w->all;
 	if (w->all)
 		w->all->prev = r;

@@ -43,6 +43,108 @@ uint32_t worker_random(void *arg)
 	return (uint32_t)(x >> 32);
 }
 
+struct gateway_live *worker_live_new(const struct gateway_env *env,
+				     struct token_verifier *tokens)
+{
+	const struct admit_config *a = &env->admit;
+	struct gateway_live *l = calloc(1, sizeof(*l));
+
+	if (l) {
+		l->route_key = malloc(a->route_key_len + 1);
+		l->route_key_old = a->route_key_old ? malloc(a->route_key_old_len + 1) : NULL;
+	}
+	if (!l || !l->route_key || (a->route_key_old && !l->route_key_old)) {
+		if (l) {
+			free(l->route_key);
+			free(l->route_key_old);
+		}
+		free(l);
+		token_verifier_free(tokens);
+		return NULL;
+	}
+	atomic_init(&l->refs, 1);
+	l->env = *env;
+	l->tokens = tokens;
+	memcpy(l->route_key, a->route_key, a->route_key_len);
+	l->route_key[a->route_key_len] = '\0';
+	if (l->route_key_old) {
+		memcpy(l->route_key_old, a->route_key_old, a->route_key_old_len);
+		l->route_key_old[a->route_key_old_len] = '\0';
+	}
+	l->env.admit.tokens = tokens;
+	l->env.admit.route_key = l->route_key;
+	l->env.admit.route_key_old = l->route_key_old;
+	return l;
+}
+
+void worker_live_put(struct gateway_live *l)
+{
+	if (!l || atomic_fetch_sub(&l->refs, 1) != 1)
+		return;
+	token_verifier_free(l->tokens);
+	explicit_bzero(l->route_key, l->env.admit.route_key_len);
+	free(l->route_key);
+	if (l->route_key_old)
+		explicit_bzero(l->route_key_old, l->env.admit.route_key_old_len);
+	free(l->route_key_old);
+	free(l);
+}
+
+unsigned worker_live_publish(struct gateway_hub *hub, struct gateway_live *l)
+{
+	struct gateway_live *old;
+	unsigned generation;
+
+	pthread_mutex_lock(&hub->lock);
+	old = hub->live;
+	hub->live = l;
+	generation = atomic_fetch_add(&hub->generation, 1) + 1;
+	pthread_mutex_unlock(&hub->lock);
+	worker_live_put(old);
+	return generation;
+}
+
+/*
+ * Copies the hub's current settings into w->own. The reference is taken under the hub's lock,
+ * so a publish in another thread cannot free the set between reading the pointer and counting.
+ */
+static void worker_take(struct worker *w)
+{
+	struct gateway_hub *hub = w->hub;
+	struct gateway_live *l;
+	unsigned generation;
+
+	pthread_mutex_lock(&hub->lock);
+	l = hub->live;
+	atomic_fetch_add(&l->refs, 1);
+	generation = atomic_load(&hub->generation);
+	pthread_mutex_unlock(&hub->lock);
+	w->own = l->env;
+	worker_live_put(w->live);
+	w->live = l;
+	atomic_store(&w->generation, generation);
+}
+
+/* Turn hook: between turns no callback holds anything read from w->own. */
+static void worker_sync(void *arg)
+{
+	struct worker *w = arg;
+
+	if (atomic_load(&w->hub->generation) != w->generation)
+		worker_take(w);
+}
+
+int worker_synced(const struct worker *w, unsigned generation)
+{
+	/* unsigned difference: right across the counter's wrap */
+	return (int)(atomic_load(&w->generation) - generation) >= 0;
+}
+
+int worker_draining(const struct worker *w)
+{
+	return atomic_load(&w->hub->draining);
+}
+
 int worker_snapshot_ok(const struct worker *w, int64_t now_ms, int64_t *pick_now)
 {
 	const struct gateway_env *env = w->env;
@@ -172,12 +274,16 @@ static void worker_refresh(void *arg)
 	w->refreshing = 1;
 }
 
-int worker_init(struct worker *w, const struct gateway_env *env, unsigned index)
+int worker_init(struct worker *w, struct gateway_hub *hub, unsigned index)
 {
-	struct ingress_config icfg = env->ingress;
+	const struct gateway_env *env = &w->own;
+	struct ingress_config icfg;
 
 	memset(w, 0, sizeof(*w));
+	w->hub = hub;
+	worker_take(w);
 	w->env = env;
+	icfg = env->ingress;
 	w->index = index;
 	w->redis_ok_ms = INT64_MIN / 2;
 	if (RAND_bytes((unsigned char *)&w->rnd, sizeof(w->rnd)) != 1 || !w->rnd)
@@ -186,7 +292,7 @@ int worker_init(struct worker *w, const struct gateway_env *env, unsigned index)
 	if (!w->loop)
 		goto fail;
 	/* before the ingress hook, so connections resumed here run in the same turn */
-	if (loop_on_turn(w->loop, relay_turn, w))
+	if (loop_on_turn(w->loop, relay_turn, w) || loop_on_turn(w->loop, worker_sync, w))
 		goto fail;
 	w->pool = pool_new(&env->pool);
 	w->up = upstream_new(w->loop, &env->upstream);
@@ -248,10 +354,19 @@ void worker_stop(struct worker *w)
 	w->started = 0;
 }
 
+void worker_wake(struct worker *w)
+{
+	if (w->started)
+		loop_wake(w->loop);
+}
+
 void worker_free(struct worker *w)
 {
-	if (!w->loop)
+	if (!w->loop) {
+		worker_live_put(w->live);
+		w->live = NULL;
 		return;
+	}
 	loop_timer_cancel(w->loop, w->refresh);
 	w->refresh = NULL;
 	if (w->in)
@@ -267,4 +382,6 @@ void worker_free(struct worker *w)
 	w->pool = NULL;
 	loop_free(w->loop);
 	w->loop = NULL;
+	worker_live_put(w->live);
+	w->live = NULL;
 }

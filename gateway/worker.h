@@ -16,7 +16,10 @@
 
 enum gateway_client_certs { CLIENT_CERTS_OFF = 0, CLIENT_CERTS_OPTIONAL, CLIENT_CERTS_REQUIRED };
 
-/* What every worker shares: set up before the workers start, read-only afterwards. */
+/*
+ * The settings a worker runs with. Each worker reads its own copy (worker->env), taken from the
+ * hub between two loop turns, so a reload never changes it under a running callback.
+ */
 struct gateway_env {
 	struct admit_config admit;        /* tokens, route keys, max job size, max URL */
 	struct limits *limits;
@@ -41,13 +44,37 @@ struct gateway_env {
 	int64_t authfail_window_ms;
 	int64_t retry_after_s;            /* Retry-After on 503 no-server-available */
 	char seq_sha[41];                 /* SHA-1 of RKEY_SEQ_NEXT_LUA, for EVALSHA */
-	atomic_int draining;              /* set on SIGTERM: /readyz fails, new jobs get 503 */
+};
+
+/*
+ * One published set of settings (SIGHUP makes a new one). Immutable once published; freed when
+ * the hub and every worker that copied it let go of it.
+ */
+struct gateway_live {
+	atomic_uint refs;
+	struct gateway_env env;           /* what the workers copy */
+	struct token_verifier *tokens;    /* owned: env.admit.tokens */
+	unsigned char *route_key;         /* owned copies of env.admit's keys (wiped when freed) */
+	unsigned char *route_key_old;     /* or NULL */
+};
+
+/* What main shares with every worker thread. */
+struct gateway_hub {
+	pthread_mutex_t lock;             /* guards live, and each reference taken from it */
+	struct gateway_live *live;        /* current; the hub holds one reference */
+	atomic_uint generation;           /* bumped by each worker_live_publish */
+	atomic_int draining;              /* set on SIGTERM: /readyz fails, new uploads get 503 */
+	atomic_long requests;             /* requests in progress in every worker (drain waits) */
 };
 
 struct relay;
 
 struct worker {
-	const struct gateway_env *env;
+	const struct gateway_env *env;    /* &own: what relays read */
+	struct gateway_env own;
+	struct gateway_hub *hub;
+	struct gateway_live *live;        /* the reference own was copied from */
+	atomic_uint generation;           /* the hub's when live was taken */
 	unsigned index;
 	struct loop *loop;
 	struct ingress *in;
@@ -65,13 +92,34 @@ struct worker {
 };
 
 /*
- * Sets up w on its own loop (ingress on env->ingress with the relay as handler, upstream,
- * Redis, pool, refresh timer). Returns 0 or -1 (logged). worker_run runs the loop in a new
- * thread; worker_stop asks it to stop and joins; worker_free releases everything.
+ * A new set of settings with one reference: a copy of env with copies of its route keys, and
+ * tokens, which it takes over (env.admit.tokens is ignored). NULL when out of memory (tokens
+ * is freed then).
  */
-int worker_init(struct worker *w, const struct gateway_env *env, unsigned index);
+struct gateway_live *worker_live_new(const struct gateway_env *env,
+				     struct token_verifier *tokens);
+/* Drops one reference; the last one frees. Any thread. Accepts NULL. */
+void worker_live_put(struct gateway_live *l);
+/*
+ * Makes l (the caller's reference passes to the hub) the set every worker takes at the end of
+ * its next loop turn, and drops the hub's reference to the previous one. Returns the hub's new
+ * generation. Any thread.
+ */
+unsigned worker_live_publish(struct gateway_hub *hub, struct gateway_live *l);
+
+/*
+ * Sets up w on its own loop (ingress on the hub's env->ingress with the relay as handler,
+ * upstream, Redis, pool, refresh timer), holding a reference to the hub's current settings.
+ * Returns 0 or -1 (logged). worker_run runs the loop in a new thread; worker_stop asks it to
+ * stop and joins; worker_free releases everything. worker_wake makes the worker take a newly
+ * published set or the draining flag without waiting for traffic (any thread).
+ */
+int worker_init(struct worker *w, struct gateway_hub *hub, unsigned index);
 int worker_run(struct worker *w);
 void worker_stop(struct worker *w);
+void worker_wake(struct worker *w);
+/* Non-zero once w took the set of this generation (or a later one). Any thread. */
+int worker_synced(const struct worker *w, unsigned generation);
 void worker_free(struct worker *w);
 
 /* Uniform random 32 bits from the worker's generator (pool_pick's rnd). */
@@ -83,5 +131,8 @@ uint32_t worker_random(void *w);
  * heartbeats do not all go stale the moment Redis goes away.
  */
 int worker_snapshot_ok(const struct worker *w, int64_t now_ms, int64_t *pick_now);
+
+/* Non-zero once SIGTERM started the drain. Any thread. */
+int worker_draining(const struct worker *w);
 
 #endif

@@ -7,7 +7,8 @@ FSG_PACKAGES=(
 	build-essential cmake pkg-config clang-14 libclang-rt-14-dev
 	libmicrohttpd-dev libgnutls28-dev libcurl4-openssl-dev libhiredis-dev libssl-dev openssl
 	libjansson-dev libcjose-dev libcriterion-dev libzstd-dev
-	redis-server
+	redis-server redis-sentinel
+	python3 python3-jsonschema python3-yaml
 )
 
 missing=()

@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/log.h"
+#include "common/sentinel.h"
 #include "common/tls.h"
 #include "proto/announce.h"
 #include "server/hook.h"
@@ -43,6 +44,9 @@ struct settings {
 	int64_t redis_port;
 	char *redis_password;
 	int64_t redis_timeout_ms;
+	char *redis_sentinels;
+	char *redis_master_name;
+	char *redis_sentinel_password;
 	int64_t heartbeat_ms;
 	int64_t drain_grace_ms;
 	char *tls_cert;
@@ -96,6 +100,13 @@ static const struct config_setting settings_table[] = {
 	 "File holding the Redis password; empty: no AUTH."},
 	{"redis_timeout", CONFIG_DURATION, "500ms", 10, 60000, NULL, S(redis_timeout_ms),
 	 "Bound on each Redis connect and command."},
+	{"redis_sentinels", CONFIG_STRING, "", 0, 0, NULL, S(redis_sentinels),
+	 "Redis Sentinels to ask where the master is, \"host:port,[ipv6]:port\"; "
+	 "empty: Redis is at redis_host:redis_port."},
+	{"redis_master_name", CONFIG_STRING, "fsg", 0, 0, NULL, S(redis_master_name),
+	 "Name of the Redis master at the sentinels."},
+	{"redis_sentinel_password_file", CONFIG_SECRET, "", 0, 0, NULL,
+	 S(redis_sentinel_password), "File holding the sentinels' password; empty: no AUTH."},
 	{"heartbeat_interval", CONFIG_DURATION, "1s", 50, 60000, NULL, S(heartbeat_ms),
 	 "How often the pool announcement is refreshed; it expires after three."},
 	{"drain_grace", CONFIG_DURATION, "30s", 0, DAY_MS, NULL, S(drain_grace_ms),
@@ -125,6 +136,10 @@ static const struct config_setting settings_table[] = {
 /* Checks what the table cannot express. Returns 0, or -1 with the reason on stderr. */
 static int settings_check(const struct settings *st)
 {
+	struct sentinel_addr sentinels[SENTINEL_MAX];
+	enum sentinel_err se;
+	size_t n;
+
 	if (announce_server_id_check(st->server_id, strlen(st->server_id)) != PROTO_OK) {
 		fprintf(stderr, "fs-server: server_id: \"%s\" is not 1-32 of a-z, 0-9 and '-'\n",
 			st->server_id);
@@ -154,6 +169,16 @@ static int settings_check(const struct settings *st)
 	}
 	if (*st->tls_cert && strncmp(st->url, "https://", 8) != 0) {
 		fprintf(stderr, "fs-server: url: must be https:// when TLS is on\n");
+		return -1;
+	}
+	se = sentinel_list_parse(st->redis_sentinels, SENTINEL_NAMES_OK, sentinels, SENTINEL_MAX,
+				 &n);
+	if (se) {
+		fprintf(stderr, "fs-server: redis_sentinels: %s\n", sentinel_strerror(se));
+		return -1;
+	}
+	if (n && !*st->redis_master_name) {
+		fprintf(stderr, "fs-server: redis_master_name: empty while redis_sentinels is set\n");
 		return -1;
 	}
 	return 0;
@@ -273,6 +298,11 @@ int main(int argc, char **argv)
 				    .redis_port = (int)st.redis_port,
 				    .redis_password = *st.redis_password ? st.redis_password : NULL,
 				    .redis_timeout_ms = st.redis_timeout_ms,
+				    .redis_sentinels = st.redis_sentinels,
+				    .redis_master_name = st.redis_master_name,
+				    .redis_sentinel_password = *st.redis_sentinel_password
+								       ? st.redis_sentinel_password
+								       : NULL,
 				    .server_id = st.server_id,
 				    .url = st.url,
 				    .capacity = (uint32_t)st.capacity,

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sentinel.h"
 #include "proto/jobid.h"
 #include "proto/owner.h"
 #include "proto/rkey.h"
@@ -38,8 +39,10 @@ struct held_op {
 
 struct member {
 	/* fixed at start */
-	char *host, *password;
-	int port;
+	char *password;
+	char *master_name, *sentinel_password;
+	struct sentinel_addr sentinels[SENTINEL_MAX];
+	size_t nsentinels;        /* 0: host:port is Redis, always */
 	struct timeval timeout;
 	int64_t interval_ms;
 	uint32_t capacity;
@@ -67,6 +70,9 @@ struct member {
 	int dirty_lost;           /* an owner did not fit in dirty (logged once) */
 
 	/* the member thread's, then member_stop's once the thread is joined */
+	char host[SENTINEL_HOST_MAX + 1]; /* Redis: as configured, or the sentinels' answer */
+	int port;
+	size_t sentinel;          /* the sentinel asked first: the last one that answered */
 	redisContext *ctx;
 	int outage;               /* a Redis error was logged; the next one is not, until success */
 	struct held_op *batch;    /* BATCH ops copied out of the ring */
@@ -120,31 +126,146 @@ static int reply_is_wrongtype(const redisReply *r)
 	return r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "WRONGTYPE", 9) == 0;
 }
 
-static int redis_connect(struct member *m)
+/*
+ * A connection to host:port with its timeouts set and AUTH done. NULL with what failed and
+ * why (in why, cap bytes) otherwise.
+ */
+static redisContext *connect_to(struct member *m, const char *host, int port,
+				const char *password, const char **what, char *why, size_t cap)
 {
-	const char *argv[2] = {"AUTH", m->password};
-	size_t lens[2] = {4, 0};
-	redisReply *r;
+	const char *argv[2] = {"AUTH", password};
+	size_t lens[2] = {4, password ? strlen(password) : 0};
+	redisContext *c = redisConnectWithTimeout(host, port, m->timeout);
+	redisReply *r = NULL;
 
-	m->ctx = redisConnectWithTimeout(m->host, m->port, m->timeout);
-	if (!m->ctx) {
-		fail(m, "connect", "out of memory");
-		return -1;
+	*what = "connect";
+	if (!c) {
+		snprintf(why, cap, "out of memory");
+		return NULL;
 	}
-	if (m->ctx->err) {
-		fail(m, "connect", m->ctx->errstr);
-		return -1;
+	if (c->err) {
+		snprintf(why, cap, "%s", c->errstr);
+		goto fail;
 	}
 	/* redisReconnect would forget this: every connection is a fresh context */
-	if (redisSetTimeout(m->ctx, m->timeout) != REDIS_OK) {
-		fail(m, "set timeout", m->ctx->errstr);
+	if (redisSetTimeout(c, m->timeout) != REDIS_OK) {
+		*what = "set timeout";
+		snprintf(why, cap, "%s", c->errstr);
+		goto fail;
+	}
+	if (password) {
+		r = redisCommandArgv(c, 2, argv, lens);
+		if (!reply_is_status(r, "OK")) {
+			*what = "AUTH";
+			snprintf(why, cap, "%s", !r ? (c->err ? c->errstr : "no reply")
+				 : r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+			goto fail;
+		}
+		freeReplyObject(r);
+	}
+	return c;
+fail:
+	freeReplyObject(r);
+	redisFree(c);
+	return NULL;
+}
+
+/* The master's address in a SENTINEL get-master-addr-by-name reply. NULL, or why not. */
+static const char *answer_parse(const redisReply *r, struct sentinel_addr *out)
+{
+	const redisReply *h, *p;
+
+	if (!r)
+		return "no reply";
+	if (r->type == REDIS_REPLY_NIL)
+		return "no master of that name here";
+	if (r->type == REDIS_REPLY_ERROR)
+		return r->str;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+		return "unexpected reply";
+	h = r->element[0];
+	p = r->element[1];
+	if (h->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING ||
+	    sentinel_addr_parse(h->str, h->len, p->str, p->len, SENTINEL_NAMES_OK, out))
+		return "the master's address is not a host and port";
+	return NULL;
+}
+
+/*
+ * Asks the sentinels in turn, the last one that answered first, where the master is, and sets
+ * m->host and m->port to the answer. 0, or -1 (logged at the start of an outage).
+ */
+static int discover(struct member *m)
+{
+	const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", m->master_name};
+	char why[SENTINEL_HOST_MAX + 256] = "", detail[192];
+
+	for (size_t i = 0; i < m->nsentinels; i++) {
+		size_t k = (m->sentinel + i) % m->nsentinels;
+		const struct sentinel_addr *s = &m->sentinels[k];
+		struct sentinel_addr master;
+		redisContext *c;
+		redisReply *r;
+		const char *what, *bad;
+
+		c = connect_to(m, s->host, s->port, m->sentinel_password, &what, detail,
+			       sizeof(detail));
+		if (!c) {
+			snprintf(why, sizeof(why), "sentinel %s:%d: %s: %s", s->host, s->port, what,
+				 detail);
+			continue;
+		}
+		r = redisCommandArgv(c, 3, argv, NULL);
+		bad = answer_parse(r, &master);
+		if (bad)
+			snprintf(why, sizeof(why), "sentinel %s:%d: %s", s->host, s->port,
+				 !r && c->err ? c->errstr : bad);
+		freeReplyObject(r);
+		redisFree(c);
+		if (bad)
+			continue;
+		if (strcmp(master.host, m->host) || master.port != m->port)
+			log_info("redis.master", "sentinel %s:%d: master %s is at %s:%d", s->host,
+				 s->port, m->master_name, master.host, master.port);
+		memcpy(m->host, master.host, sizeof(m->host));
+		m->port = master.port;
+		m->sentinel = k;
+		return 0;
+	}
+	if (!m->outage)
+		log_warn("redis.down", "no sentinel gave the address of master %s (%s); retrying "
+			 "every %" PRId64 " ms", m->master_name, why, m->interval_ms);
+	m->outage = 1;
+	fail(m, "sentinels", why);
+	return -1;
+}
+
+static int is_master(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+	       r->element[0]->type == REDIS_REPLY_STRING &&
+	       sentinel_role_is_master(r->element[0]->str, r->element[0]->len);
+}
+
+static int redis_connect(struct member *m)
+{
+	const char *what, *role[1] = {"ROLE"};
+	char why[192];
+	redisReply *r;
+
+	if (m->nsentinels && discover(m))
+		return -1;
+	m->ctx = connect_to(m, m->host, m->port, m->password, &what, why, sizeof(why));
+	if (!m->ctx) {
+		fail(m, what, why);
 		return -1;
 	}
-	if (m->password) {
-		lens[1] = strlen(m->password);
-		r = redisCommandArgv(m->ctx, 2, argv, lens);
-		if (!reply_is_status(r, "OK")) {
-			fail(m, "AUTH", reply_why(m, r));
+	if (m->nsentinels) {
+		/* in a failover the answer may still name the old master, now a replica */
+		r = redisCommandArgv(m->ctx, 1, role, NULL);
+		if (!is_master(r)) {
+			fail(m, "ROLE", r && r->type != REDIS_REPLY_ERROR ? "not the master"
+								     : reply_why(m, r));
 			freeReplyObject(r);
 			return -1;
 		}
@@ -614,17 +735,30 @@ static void *member_main(void *arg)
 	return NULL;
 }
 
+static int has_sentinels(const struct member_config *cfg)
+{
+	return cfg->redis_sentinels && cfg->redis_sentinels[strspn(cfg->redis_sentinels, " \t")];
+}
+
 static int config_check(const struct member_config *cfg, const struct spool *s)
 {
 	size_t len;
 
-	if (!cfg || !s || !cfg->redis_host || !cfg->redis_host[0] || !cfg->server_id ||
-	    !cfg->url) {
-		log_error("member.config", "missing redis host, server id, url or spool");
+	if (!cfg || !s || !cfg->server_id || !cfg->url) {
+		log_error("member.config", "missing server id, url or spool");
 		return -1;
 	}
-	if (cfg->redis_port < 1 || cfg->redis_port > 65535) {
+	if (!has_sentinels(cfg) && (!cfg->redis_host || !cfg->redis_host[0] ||
+				    strlen(cfg->redis_host) > SENTINEL_HOST_MAX)) {
+		log_error("member.config", "missing or overlong redis host");
+		return -1;
+	}
+	if (!has_sentinels(cfg) && (cfg->redis_port < 1 || cfg->redis_port > 65535)) {
 		log_error("member.config", "redis port %d out of 1..65535", cfg->redis_port);
+		return -1;
+	}
+	if (has_sentinels(cfg) && (!cfg->redis_master_name || !cfg->redis_master_name[0])) {
+		log_error("member.config", "redis sentinels without a master name");
 		return -1;
 	}
 	len = strnlen(cfg->server_id, SERVER_ID_MAX + 1);
@@ -656,8 +790,13 @@ static void member_free(struct member *m)
 	redisFree(m->ctx);
 	pthread_cond_destroy(&m->cond);
 	pthread_mutex_destroy(&m->lock);
-	free(m->host);
+	if (m->password)
+		explicit_bzero(m->password, strlen(m->password));
+	if (m->sentinel_password)
+		explicit_bzero(m->sentinel_password, strlen(m->sentinel_password));
 	free(m->password);
+	free(m->sentinel_password);
+	free(m->master_name);
 	free(m->queue);
 	free(m->batch);
 	free(m->dirty);
@@ -688,7 +827,15 @@ struct member *member_start(const struct member_config *cfg, struct spool *s)
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&m->lock, NULL);
 	m->s = s;
-	m->port = cfg->redis_port;
+	if (sentinel_list_parse(cfg->redis_sentinels, SENTINEL_NAMES_OK, m->sentinels,
+				SENTINEL_MAX, &m->nsentinels)) {
+		log_error("member.config", "bad redis sentinel list");
+		goto fail;
+	}
+	if (!m->nsentinels) {
+		snprintf(m->host, sizeof(m->host), "%s", cfg->redis_host);
+		m->port = cfg->redis_port;
+	}
 	m->capacity = cfg->capacity;
 	m->interval_ms = cfg->interval_ms ? cfg->interval_ms : INTERVAL_DEFAULT_MS;
 	ms = cfg->redis_timeout_ms ? cfg->redis_timeout_ms : TIMEOUT_DEFAULT_MS;
@@ -696,12 +843,15 @@ struct member *member_start(const struct member_config *cfg, struct spool *s)
 	m->timeout.tv_usec = (suseconds_t)(ms % 1000) * 1000;
 	snprintf(m->id, sizeof(m->id), "%s", cfg->server_id);
 	snprintf(m->url, sizeof(m->url), "%s", cfg->url);
-	m->host = strdup(cfg->redis_host);
 	m->password = cfg->redis_password ? strdup(cfg->redis_password) : NULL;
+	m->master_name = m->nsentinels ? strdup(cfg->redis_master_name) : NULL;
+	m->sentinel_password = m->nsentinels && cfg->redis_sentinel_password
+				       ? strdup(cfg->redis_sentinel_password) : NULL;
 	m->queue = malloc(QUEUE_MAX * sizeof(*m->queue));
 	m->batch = malloc(BATCH * sizeof(*m->batch));
-	if (!m->host || (cfg->redis_password && !m->password) || !m->queue || !m->batch ||
-	    rkey_server(m->id, m->server_key, sizeof(m->server_key)))
+	if ((cfg->redis_password && !m->password) || (m->nsentinels && !m->master_name) ||
+	    (m->nsentinels && cfg->redis_sentinel_password && !m->sentinel_password) ||
+	    !m->queue || !m->batch || rkey_server(m->id, m->server_key, sizeof(m->server_key)))
 		goto fail;
 	/* signals belong to the main thread; a blocked SIGPIPE also only fails the write */
 	sigfillset(&all);

@@ -11,6 +11,13 @@ struct member_config {
 	const char *redis_host;    /* resolved in the member thread, never in a request path */
 	int redis_port;
 	const char *redis_password; /* NULL: no AUTH */
+	/*
+	 * Redis Sentinel: "host:port,[ipv6]:port" (common/sentinel.h, names allowed). NULL or
+	 * blank: none, Redis is redis_host:redis_port; else those are not used.
+	 */
+	const char *redis_sentinels;
+	const char *redis_master_name;       /* the master's name at the sentinels */
+	const char *redis_sentinel_password; /* NULL: no AUTH to the sentinels */
 	int64_t redis_timeout_ms;  /* bound on connect and on each command (0: 500; at most 1 day) */
 	const char *server_id;
 	const char *url;           /* base URL gateways reach this server at */
@@ -30,9 +37,13 @@ struct member;
  * It re-adds every committed job of the spool to fsg:held:{owner-hash} after each
  * (re)connection, when the heartbeat finds the hash gone (HSET added all eight fields: Redis
  * lost it) and every 5 minutes. Redis being down never blocks a caller: the thread logs once
- * per outage, drops the connection and retries each interval. Config strings are copied; the
- * password is never logged. Returns NULL on failure to start (bad config: the server id, url,
- * capacity, port or durations out of their ranges; or no thread). s must outlive the member.
+ * per outage, drops the connection and retries each interval. With sentinels, each connection
+ * first asks them in turn (the last one that answered first) where the master is and checks
+ * with ROLE that the node named is the master; any error (a lost connection, a timeout, a
+ * -READONLY reply from a demoted master) drops the connection, so the next one asks again.
+ * Config strings are copied; the password is never logged. Returns NULL on failure to start
+ * (bad config: the server id, url, capacity, port, sentinel list or durations out of their
+ * ranges, no master name with sentinels; or no thread). s must outlive the member.
  */
 struct member *member_start(const struct member_config *cfg, struct spool *s);
 

@@ -486,3 +486,43 @@ Test(limits, uploads_race_never_exceed_limit, .timeout = 60)
 	cr_assert_eq(limits_upload_begin(l, OH_1), -1);
 	limits_free(l);
 }
+
+Test(limits, configure_changes_limits_and_keeps_counts)
+{
+	struct limits *l = limits_with(LIMIT, 2, 0);
+	struct limits_config cfg = {2, WINDOW, 1, 0};
+	int i;
+
+	for (i = 0; i < 3; i++)
+		limits_authfail_local(l, KEY_A, NOW);
+	cr_assert_eq(limits_authfail_blocked(l, KEY_A, NOW), 0, "3 of 5: not blocked");
+	cr_assert_eq(limits_upload_begin(l, OH_1), 0);
+	cr_assert_eq(limits_upload_begin(l, OH_1), 0);
+
+	cr_assert_eq(limits_configure(l, &cfg), 0);
+	/* the counts stay: 3 failures are now over a limit of 2, 2 uploads over 1 */
+	cr_assert_eq(limits_authfail_blocked(l, KEY_A, NOW), WINDOW);
+	cr_assert_eq(limits_uploads(l, OH_1), 2);
+	cr_assert_eq(limits_upload_begin(l, OH_1), -1);
+	limits_upload_end(l, OH_1);
+	cr_assert_eq(limits_upload_begin(l, OH_1), -1, "1 in progress, limit 1");
+	limits_upload_end(l, OH_1);
+	cr_assert_eq(limits_upload_begin(l, OH_1), 0);
+	limits_upload_end(l, OH_1);
+
+	/* limit 0 turns blocking off; a bad window changes nothing */
+	cfg.authfail_limit = 0;
+	cr_assert_eq(limits_configure(l, &cfg), 0);
+	cr_assert_eq(limits_authfail_blocked(l, KEY_A, NOW), 0);
+	cfg.authfail_limit = 1;
+	cfg.authfail_window_ms = 0;
+	cr_assert_eq(limits_configure(l, &cfg), -1);
+	cr_assert_eq(limits_authfail_blocked(l, KEY_A, NOW), 0, "unchanged: still off");
+
+	/* a new window applies to windows that start after the change */
+	cfg.authfail_window_ms = 1000;
+	cr_assert_eq(limits_configure(l, &cfg), 0);
+	cr_assert_eq(limits_authfail_local(l, KEY_B, NOW), 1);
+	cr_assert_eq(limits_authfail_blocked(l, KEY_B, NOW), 1000);
+	limits_free(l);
+}

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ static struct loop *l;
 static struct redis_server *srv;
 static struct rasync *ra;
 static int port;
+/* a replica and a sentinel some tests start, stopped in teardown */
+static struct redis_server *replica, *sentinel;
 
 static void setup(void)
 {
@@ -43,6 +46,8 @@ static void teardown(void)
 	loop_free(l);
 	if (pid > 0)
 		kill(pid, SIGCONT); /* a test that stopped it may have failed before resuming it */
+	redis_server_stop(sentinel);
+	redis_server_stop(replica);
 	redis_server_stop(srv);
 }
 
@@ -769,4 +774,178 @@ Test(rasync, hanging_connect_times_out_and_retries)
 	close(a.lfd);
 	for (int i = 0; i < a.n; i++)
 		close(a.conns[i]);
+}
+
+/* ---- Redis Sentinel -------------------------------------------------------------------- */
+
+static struct rasync *open_sentinels(const char *list, const char *name, int64_t timeout_ms,
+				     int64_t retry_ms)
+{
+	struct rasync_config cfg = {
+		.sentinels = list,
+		.master_name = name,
+		.timeout_ms = timeout_ms,
+		.retry_ms = retry_ms,
+	};
+
+	return rasync_new(l, &cfg);
+}
+
+/* A command straight to 127.0.0.1:p, behind rasync's back; asserts it did not fail. */
+static void sync_on(int p, const char *fmt, ...)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
+	redisReply *reply;
+	va_list ap;
+
+	cr_assert(c && !c->err);
+	va_start(ap, fmt);
+	reply = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	cr_assert(reply && reply->type != REDIS_REPLY_ERROR, "%s", reply ? reply->str : "no reply");
+	freeReplyObject(reply);
+	redisFree(c);
+}
+
+/* GET key straight from 127.0.0.1:p into out ("" when missing). */
+static void sync_get(int p, const char *key, char *out, size_t cap)
+{
+	struct timeval tv = {2, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", p, tv);
+	redisReply *reply;
+
+	cr_assert(c && !c->err);
+	reply = redisCommand(c, "GET %s", key);
+	cr_assert_not_null(reply);
+	snprintf(out, cap, "%s", reply->type == REDIS_REPLY_STRING ? reply->str : "");
+	freeReplyObject(reply);
+	redisFree(c);
+}
+
+/* A sentinel watching "fsg" at master_port; with long timeouts it never fails over itself. */
+static void start_sentinel(int master_port)
+{
+	sentinel = redis_sentinel_start("fsg", master_port, 1, 60000, 180000);
+	cr_assert_not_null(sentinel);
+}
+
+static int set_ok(const char *key, const char *value)
+{
+	struct result res = {0};
+
+	cr_assert_eq(send1(&res, "SET", key, value), 0);
+	cr_assert(run_until(is_called, &res, 2000));
+	return !res.err && res.type == REDIS_REPLY_STATUS && !strcmp(res.str, "OK");
+}
+
+Test(rasync, sentinel_names_the_master_past_a_dead_sentinel)
+{
+	char list[128], got[32];
+	int dead = proc_free_port();
+
+	start_sentinel(port);
+	/* the first one refuses: the next one is asked at once, within the same deadline */
+	snprintf(list, sizeof(list), "127.0.0.1:%d, 127.0.0.1:%d", dead,
+		 redis_server_port(sentinel));
+	ra = open_sentinels(list, "fsg", 500, 5000);
+	cr_assert_not_null(ra);
+	cr_assert(run_until(is_connected, ra, 2000), "not connected through the sentinel");
+	cr_assert(set_ok("via", "sentinel"));
+	sync_get(port, "via", got, sizeof(got));
+	cr_assert_str_eq(got, "sentinel", "the write did not reach the master");
+}
+
+Test(rasync, sentinel_that_does_not_know_the_name_gives_no_connection)
+{
+	struct result res = {0};
+	char list[64];
+
+	start_sentinel(port);
+	snprintf(list, sizeof(list), "127.0.0.1:%d", redis_server_port(sentinel));
+	ra = open_sentinels(list, "not-fsg", 300, 50);
+	cr_assert_not_null(ra);
+	cr_assert_not(run_until(is_connected, ra, 1000), "connected without a master address");
+	cr_assert_eq(send1(&res, "PING", NULL, NULL), -1);
+	/* a plain Redis answers SENTINEL with an error: no connection either */
+	snprintf(list, sizeof(list), "127.0.0.1:%d", port);
+	rasync_free(ra);
+	ra = open_sentinels(list, "fsg", 300, 50);
+	cr_assert_not_null(ra);
+	cr_assert_not(run_until(is_connected, ra, 1000), "a Redis taken for a sentinel");
+}
+
+Test(rasync, readonly_makes_it_ask_again_and_role_keeps_it_off_a_replica)
+{
+	struct result res = {0};
+	char list[64], got[32];
+	int rport;
+
+	replica = redis_replica_start(srv);
+	cr_assert_not_null(replica);
+	rport = redis_server_port(replica);
+	start_sentinel(port);
+	snprintf(list, sizeof(list), "127.0.0.1:%d", redis_server_port(sentinel));
+	ra = open_sentinels(list, "fsg", 500, 100);
+	cr_assert_not_null(ra);
+	cr_assert(run_until(is_connected, ra, 2000));
+	cr_assert(set_ok("a", "1"));
+
+	/* swap the roles by hand: the old master keeps its clients, but refuses writes */
+	sync_on(rport, "REPLICAOF NO ONE");
+	sync_on(port, "REPLICAOF 127.0.0.1 %d", rport);
+	cr_assert_eq(send1(&res, "SET", "b", "2"), 0);
+	cr_assert(run_until(is_called, &res, 2000));
+	cr_assert_eq(res.type, REDIS_REPLY_ERROR, "a replica took a write");
+	cr_assert_eq(strncmp(res.str, "READONLY", 8), 0, "%s", res.str);
+	cr_assert(run_until(is_down, ra, 1000), "-READONLY did not drop the connection");
+	/* the sentinel still names the old master: ROLE says replica, so no connection */
+	cr_assert_not(run_until(is_connected, ra, 1000), "connected to a replica");
+
+	/* once the sentinel names the new master, it is found */
+	sync_on(redis_server_port(sentinel), "SENTINEL REMOVE fsg");
+	sync_on(redis_server_port(sentinel), "SENTINEL MONITOR fsg 127.0.0.1 %d 1", rport);
+	cr_assert(run_until(is_connected, ra, 3000), "the new master was not found");
+	cr_assert(set_ok("c", "3"));
+	sync_get(rport, "c", got, sizeof(got));
+	cr_assert_str_eq(got, "3");
+}
+
+Test(rasync, sentinel_config)
+{
+	static const struct {
+		const char *name;
+		const char *list;
+		const char *master;
+		int ok;
+	} cases[] = {
+		{"one", "127.0.0.1:26379", "fsg", 1},
+		{"three and IPv6", "127.0.0.1:1, 127.0.0.2:2,[::1]:3", "fsg", 1},
+		{"blank list: host and port", " ", NULL, 1},
+		{"no master name", "127.0.0.1:26379", NULL, 0},
+		{"empty master name", "127.0.0.1:26379", "", 0},
+		{"a name", "sentinel.example:26379", "fsg", 0},
+		{"no port", "127.0.0.1", "fsg", 0},
+		{"unbracketed IPv6", "::1:26379", "fsg", 0},
+		{"empty entry", "127.0.0.1:1,,127.0.0.1:2", "fsg", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rasync_config cfg = {
+			.host = "127.0.0.1",
+			.port = 6379,
+			.sentinels = cases[i].list,
+			.master_name = cases[i].master,
+			.sentinel_password = "pw",
+		};
+		struct rasync *r = rasync_new(l, &cfg);
+
+		if (cases[i].ok)
+			cr_assert_not_null(r, "%s refused", cases[i].name);
+		else
+			cr_assert_null(r, "%s accepted", cases[i].name);
+		rasync_free(r);
+	}
+	/* with sentinels, host and port are not used: not even checked */
+	cr_assert_not_null(ra = open_sentinels("127.0.0.1:26379", "fsg", 0, 0));
 }

@@ -38,6 +38,8 @@ static char log_path[4096];
 static pid_t own_redis = -1;
 static char *own_dir;
 static const char *client_password;
+/* a replica and a sentinel some tests start, stopped in teardown */
+static struct redis_server *replica, *sentinel;
 
 /* Polls cond every 10 ms until it holds or ms pass; ok is its last value. */
 #define WAIT_FOR(ok, cond, ms)                                                                 \
@@ -250,6 +252,8 @@ static void teardown(void)
 		proc_rmtree(own_dir);
 		free(own_dir);
 	}
+	redis_server_stop(sentinel);
+	redis_server_stop(replica);
 	redis_server_stop(redis);
 	spool_free(spool);
 	log_init(LOG_INFO, 2);
@@ -646,6 +650,77 @@ Test(member, refuses_bad_config)
 	good.redis_timeout_ms = 0;
 	good.redis_port = 65535;
 	m = member_start(&good, spool);
+	cr_assert_not_null(m);
+	member_stop(m);
+}
+
+/* ---- Redis Sentinel -------------------------------------------------------------------- */
+
+Test(member, finds_the_master_through_the_sentinels)
+{
+	struct member_config cfg = config(proc_free_port()); /* redis_port is not used */
+	int port = redis_server_port(redis), ok;
+	char list[128];
+	struct member *m;
+
+	sentinel = redis_sentinel_start("fsg", port, 1, 60000, 180000);
+	cr_assert_not_null(sentinel);
+	/* a dead sentinel first: the next one is asked */
+	snprintf(list, sizeof(list), "127.0.0.1:%d,localhost:%d", proc_free_port(),
+		 redis_server_port(sentinel));
+	cfg.redis_sentinels = list;
+	cfg.redis_master_name = "fsg";
+	m = member_start(&cfg, spool);
+	cr_assert_not_null(m);
+	WAIT_FOR(ok, registered(port), WAIT_MS);
+	cr_assert(ok, "not registered in the master the sentinel names");
+	cr_assert_eq(log_count("redis.master"), 1, "the master's address is logged once");
+	member_stop(m);
+	cr_assert_not(registered(port), "deregistered through the sentinels too");
+}
+
+Test(member, never_writes_to_a_replica_a_sentinel_names)
+{
+	struct member_config cfg = config(proc_free_port());
+	char list[64];
+	struct member *m;
+	int ok;
+
+	replica = redis_replica_start(redis);
+	cr_assert_not_null(replica);
+	/* a sentinel that takes the replica for the master (as during a failover) */
+	sentinel = redis_sentinel_start("fsg", redis_server_port(replica), 1, 60000, 180000);
+	cr_assert_not_null(sentinel);
+	snprintf(list, sizeof(list), "127.0.0.1:%d", redis_server_port(sentinel));
+	cfg.redis_sentinels = list;
+	cfg.redis_master_name = "fsg";
+	m = member_start(&cfg, spool);
+	cr_assert_not_null(m);
+	WAIT_FOR(ok, log_contains("ROLE: not the master"), WAIT_MS);
+	cr_assert(ok, "the replica was not refused");
+	cr_assert_not(member_connected(m));
+	cr_assert_not(registered(redis_server_port(redis)));
+	member_stop(m);
+}
+
+Test(member, refuses_bad_sentinel_config)
+{
+	struct member_config cfg = config(proc_free_port());
+	struct member *m;
+
+	cfg.redis_sentinels = "127.0.0.1:26379";
+	cfg.redis_master_name = "";
+	cr_assert_null(member_start(&cfg, spool), "no master name");
+	cfg.redis_master_name = "fsg";
+	cfg.redis_sentinels = "127.0.0.1";
+	cr_assert_null(member_start(&cfg, spool), "no port");
+	cfg.redis_sentinels = "127.0.0.1:1,";
+	cr_assert_null(member_start(&cfg, spool), "empty entry");
+	/* with sentinels, redis_host and redis_port are not used */
+	cfg.redis_sentinels = "127.0.0.1:1";
+	cfg.redis_host = NULL;
+	cfg.redis_port = 0;
+	m = member_start(&cfg, spool);
 	cr_assert_not_null(m);
 	member_stop(m);
 }
