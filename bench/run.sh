@@ -9,7 +9,8 @@
 #   FSG_BENCH_BIG_GIB (10: the job of the memory-vs-size run), FSG_BENCH_STREAM_GIB (1),
 #   FSG_BENCH_OUT (docs/performance.md), FSG_BENCH_PARTS ("cpu slow big": which parts run;
 #   a subset is for profiling, its table lacks the other rows), FSG_BUILD_ROOT (build),
-#   FSG_BENCH_KEEP (set: keep the state directory with every log, for profiling)
+#   FSG_BENCH_KEEP (set: keep the state directory with every log, for profiling),
+#   FSG_BENCH_PERF (a directory: perf record -g of the relay during each CPU run, stored there)
 # Traffic stays on 127.0.0.1; every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -223,11 +224,26 @@ bench_cpu() { # relay upstream streams run
 	truncate -s "${stream_gib}G" "$state/stream.bin"
 	read -r -a pp <<<"$(relay_pids "$relay")"
 	c0=$(cpu_of "${pp[@]}")
+	local prof= pstat=
+	if [ -n "${FSG_BENCH_PERF:-}" ]; then
+		mkdir -p "$FSG_BENCH_PERF"
+		perf record -q -F 999 -g -p "$(echo "${pp[@]}" | tr ' ' ',')" \
+			-o "$FSG_BENCH_PERF/$relay-$up-$streams-$run.data" >/dev/null 2>&1 &
+		prof=$!
+		perf stat -e raw_syscalls:sys_enter,context-switches,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_ctl,syscalls:sys_enter_read,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_readv,syscalls:sys_enter_futex,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_poll -p \
+			"$(echo "${pp[@]}" | tr ' ' ',')" \
+			-o "$FSG_BENCH_PERF/$relay-$up-$streams-$run.stat" >/dev/null 2>&1 &
+		pstat=$!
+	fi
 	for i in $(seq 1 "$streams"); do
 		put_file "$relay" "$state/stream.bin" >"$state/code.$i" &
 		curls+=($!)
 	done
 	for i in "${curls[@]}"; do wait "$i" || true; done
+	if [ -n "$prof" ]; then
+		kill -INT "$prof" "$pstat" 2>/dev/null || true
+		wait "$prof" "$pstat" 2>/dev/null || true
+	fi
 	for i in $(seq 1 "$streams"); do
 		codes+=("$(cat "$state/code.$i")")
 		[ "$(cat "$state/code.$i")" = 201 ] || bad=$((bad + 1))

@@ -105,8 +105,10 @@ static const struct config_setting settings_table[] = {
 	{"per_address_connections", CONFIG_INT, "512", 0, 1000000, NULL,
 	 S(per_address_connections),
 	 "Most connections from one client address per worker (0: no limit); generous for hotel NAT."},
-	{"connection_memory", CONFIG_SIZE, "32K", 8192, 1048576, NULL, S(connection_memory),
-	 "Memory pool per client connection (headers and the body read buffer)."},
+	{"connection_memory", CONFIG_SIZE, "64K", 8192, 1048576, NULL, S(connection_memory),
+	 "Memory pool per client connection (headers and the body read buffer). Above 32K "
+	 "libmicrohttpd maps it, so an idle connection costs only the pages it touched, and a "
+	 "body is read a whole TLS record at a time."},
 	{"idle_timeout", CONFIG_DURATION, "60s", 1000, DAY_MS, NULL, S(idle_timeout_ms),
 	 "A client connection with no traffic for this long is closed."},
 	{"tls_cert_file", CONFIG_PATH, NULL, 0, 0, NULL, S(tls_cert),

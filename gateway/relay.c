@@ -34,7 +34,8 @@
 #define RELAY_DISCARD_MAX (1024 * 1024)
 /* curl's upload buffer: its minimum, so an upload costs as little memory as curl allows. */
 #define RELAY_UPLOAD_BUFFER 16384
-#define RELAY_RECV_BUFFER 16384
+/* curl's receive buffer: the server's answers are problem bodies and status objects. */
+#define RELAY_RECV_BUFFER 4096
 /*
  * Body bytes copied out of MHD's buffer and waiting for curl. Copying lets MHD go on reading:
  * suspending the connection for each chunk instead costs two epoll_ctl calls, an inter-thread
@@ -1583,6 +1584,7 @@ void relay_turn(void *arg)
 {
 	struct worker *w = arg;
 	struct relay *r;
+	int ran_curl = 0;
 
 	while ((r = w->dirty)) {
 		w->dirty = r->next_dirty;
@@ -1607,6 +1609,11 @@ void relay_turn(void *arg)
 			}
 		}
 		relay_unref(r);
+		if (!w->dirty && !ran_curl) {
+			/* the chunks unpaused above go upstream now; what that dirties runs too */
+			ran_curl = 1;
+			upstream_run_due(w->up);
+		}
 	}
 }
 

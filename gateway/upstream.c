@@ -273,6 +273,16 @@ static void timer_fire(void *arg)
 	leave(u);
 }
 
+void upstream_run_due(struct upstream *u)
+{
+	if (!u || u->freeing || !u->timer || u->timer_at > clock_mono_ms())
+		return;
+	timer_stop(u);
+	enter(u);
+	act(u, CURL_SOCKET_TIMEOUT, 0);
+	leave(u);
+}
+
 static void sock_event(void *arg, uint32_t events)
 {
 	struct usock *sk = arg;

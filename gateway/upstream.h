@@ -39,6 +39,12 @@ struct upstream *upstream_new(struct loop *l, const struct upstream_config *cfg)
 int upstream_add(struct upstream *u, CURL *easy, upstream_done_fn *done, void *arg);
 
 /*
+ * Runs curl now for the transfers whose time has come (an unpause makes its transfer due at
+ * once), instead of at the next turn: a relayed chunk then leaves in the turn it arrived.
+ */
+void upstream_run_due(struct upstream *u);
+
+/*
  * Unpauses a transfer whose read callback returned CURL_READFUNC_PAUSE (or whose write callback
  * paused), from the loop's thread (curl_easy_pause is only legal from the thread driving the
  * multi). The transfer moves on in a later loop turn; when receiving was paused, curl may call
