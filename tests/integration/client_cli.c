@@ -48,13 +48,6 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /*
  * Two locations whose addresses are free loopback ports nobody listens on: every delivery
  * attempt fails at once with "waiting for network", and nothing can ever be delivered.
@@ -275,7 +268,7 @@ static char *settings_markdown(void)
 	pid = proc_start(argv, log);
 	cr_assert_gt(pid, 0);
 	while ((running = proc_running(pid, &st)) && mono_ms() - start < CMD_MS)
-		sleep_ms(5);
+		proc_sleep_ms(5);
 	if (running)
 		st = proc_stop(pid, 1000);
 	cr_assert(!running, "fs-client --settings-markdown still running");
@@ -1099,7 +1092,7 @@ Test(client_cli, one_deliverer_at_a_time)
 	submit_n(1, ids);
 	cr_assert_eq(fs_client_set_token(C, "tok"), 0);
 	cr_assert_eq(fs_client_run_start(C), 0);
-	sleep_ms(300);
+	proc_sleep_ms(300);
 	cr_assert_eq(run(&out, &err, "deliver", NULL), EXIT_BUSY, "%s", err);
 	cr_expect_not_null(strstr(err, "another fs-client is delivering"), "%s", err);
 	free(out);
@@ -1127,7 +1120,7 @@ Test(client_cli, submit_while_run_is_running)
 	cr_assert_eq(fs_client_set_token(C, "tok"), 0);
 	cr_assert_eq(fs_client_run_start(C), 0);
 	/* past run's first passes over the empty queue: it now waits for a new job, or 30 s */
-	sleep_ms(1500);
+	proc_sleep_ms(1500);
 	input_text("late.txt", "queued while run waits\n", path, sizeof(path));
 	cr_assert_eq(run(&out, &err, "submit", path, NULL), 0, "%s", err);
 	cr_assert_eq(ids_parse(out, ids, 2), 1);
@@ -1145,7 +1138,7 @@ Test(client_cli, submit_while_run_is_running)
 		seen = starts_with(job_str(s, 0, "error"), "waiting for network");
 		json_decref(s);
 		if (!seen)
-			sleep_ms(100);
+			proc_sleep_ms(100);
 	}
 	cr_expect(seen, "run did not try the new job");
 	cr_expect_eq(proc_running(C->run_pid, &st), 1, "run ended (status %#x)", st);

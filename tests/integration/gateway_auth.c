@@ -23,6 +23,7 @@
 #include "tests/lib/http_client.h"
 #include "tests/lib/jwt.h"
 #include "tests/lib/redis_server.h"
+#include "tests/lib/proc.h"
 
 #define BEARER_INVALID "Bearer realm=\"fs-gateway\", error=\"invalid_token\""
 #define BEARER_MISSING "Bearer realm=\"fs-gateway\""
@@ -70,13 +71,6 @@ static void stack_down(void)
 	G = NULL;
 	S1 = S2 = NULL;
 	R = NULL;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
 }
 
 static void new_uuid(char out[UUID_LEN + 1])
@@ -366,7 +360,7 @@ static long long redis_wait_count(const char *key, long long want)
 		v = redis_get_int(key);
 		if (v >= want)
 			break;
-		sleep_ms(20);
+		proc_sleep_ms(20);
 	}
 	return v;
 }
@@ -701,7 +695,7 @@ Test(gateway_auth, authfail_address_limit, .init = stack_up_authfail, .fini = st
 	count = redis_wait_count(ADDR_KEY, 3);
 	cr_assert_geq(count, 3, "%s holds %lld", ADDR_KEY, count);
 	cr_assert_gt(redis_pttl(ADDR_KEY), 0, "the counter has no window");
-	sleep_ms(200);
+	proc_sleep_ms(200);
 
 	new_uuid(uuid);
 	put_job(good, uuid, &r);

@@ -15,6 +15,7 @@
 #include "tests/lib/fs_server.h"
 #include "tests/lib/http_client.h"
 #include "tests/lib/redis_server.h"
+#include "tests/lib/proc.h"
 
 #define KIB 1024
 #define TUS "Tus-Resumable: 1.0.0"
@@ -72,25 +73,6 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static unsigned char *job_bytes(size_t len, uint32_t seed)
-{
-	unsigned char *p = malloc(len);
-
-	cr_assert(p);
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(seed >> 24);
-	}
-	return p;
 }
 
 /* A PATCH's header block for len bytes at offset, on a raw connection. */
@@ -157,7 +139,7 @@ Test(gateway_drain, uploads_in_progress_finish_new_ones_get_503, .init = stack_g
      .fini = stack_down, .timeout = 90)
 {
 	enum { LEN = 256 * KIB };
-	unsigned char *data = job_bytes(LEN, 7);
+	unsigned char *data = fs_gateway_job_bytes(LEN, 7);
 	char *auth = fs_gateway_auth(G, "alice");
 	char pub[256], pub2[256], url[512], out[8192];
 	const char *put_h[] = {auth, TUS, "Content-Type: application/pdf", NULL};
@@ -175,6 +157,7 @@ Test(gateway_drain, uploads_in_progress_finish_new_ones_get_503, .init = stack_g
 	int st;
 	char *log;
 
+	cr_assert_not_null(data);
 	cr_assert_eq(fs_gateway_create(G, auth, "0f6c1f0e-3c55-4c1d-9d7e-1b2a3c4d5e6f", LEN, pub,
 				       sizeof(pub)), 201);
 	cr_assert_eq(fs_gateway_create(G, auth, "5b0c2a9e-8d1f-4e6a-b7c3-d4e5f6a7b8c9", 10, pub2,
@@ -190,13 +173,13 @@ Test(gateway_drain, uploads_in_progress_finish_new_ones_get_503, .init = stack_g
 	cr_assert(idle);
 	cr_assert_eq(raw_head(idle, auth, pub2, out, sizeof(out)), 200, "%s", out);
 	cr_assert(!strcasestr(out, "\r\nConnection: close\r\n"), "closed before: %s", out);
-	sleep_ms(300);
+	proc_sleep_ms(300);
 
 	t_term = now_ms();
 	cr_assert_eq(fs_gateway_signal(G, SIGTERM), 0);
 	snprintf(url, sizeof(url), "%s/readyz", G->url);
 	while ((status = get_status(url)) == 200 && now_ms() - t_term < 2000)
-		sleep_ms(5);
+		proc_sleep_ms(5);
 	t_ready = now_ms();
 	cr_assert_eq(status, 503, "/readyz still %ld after SIGTERM", status);
 	cr_assert_lt(t_ready - t_term, 500, "/readyz took %" PRId64 " ms to fail",
@@ -283,7 +266,7 @@ Test(gateway_drain, upload_cut_at_grace_resumes_through_another_gateway,
      .init = stack_grace_2s_replica, .fini = stack_down, .timeout = 90)
 {
 	enum { LEN = 512 * KIB, FIRST = 96 * KIB, STEP = 4 * KIB };
-	unsigned char *data = job_bytes(LEN, 11);
+	unsigned char *data = fs_gateway_job_bytes(LEN, 11);
 	char *auth = fs_gateway_auth(G, "bob");
 	char pub[256];
 	struct tls_conn *up;
@@ -293,6 +276,7 @@ Test(gateway_drain, upload_cut_at_grace_resumes_through_another_gateway,
 	long status = -1;
 	int st;
 
+	cr_assert_not_null(data);
 	cr_assert_eq(fs_gateway_create(G, auth, "8e7d6c5b-4a39-4281-9f0e-1d2c3b4a5968", LEN, pub,
 				       sizeof(pub)), 201);
 	up = tls_conn_open(G->port, G->ca_file);
@@ -300,7 +284,7 @@ Test(gateway_drain, upload_cut_at_grace_resumes_through_another_gateway,
 	patch_head(up, auth, pub, 0, LEN);
 	cr_assert_eq(tls_conn_send(up, data, FIRST), 0);
 	sent = FIRST;
-	sleep_ms(300);
+	proc_sleep_ms(300);
 
 	/* SIGTERM while the body trickles in: far slower than it would take to finish */
 	t_term = now_ms();
@@ -335,7 +319,7 @@ Test(gateway_drain, upload_cut_at_grace_resumes_through_another_gateway,
 		cr_assert_leq(off, sent, "offset %" PRIu64 " beyond the %zu bytes sent", off, sent);
 		status = fs_gateway_patch(G2, auth, pub, off, data + off, LEN - off);
 		if (status != 204)
-			sleep_ms(100);
+			proc_sleep_ms(100);
 	}
 	cr_assert_eq(status, 204, "PATCH through the replica: %ld", status);
 	cr_assert_gt(off, 0, "nothing of the cut upload was kept");

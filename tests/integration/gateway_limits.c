@@ -36,13 +36,6 @@ static char CA[4200], CLIENT[4200], CLIENT_KEY[4200], ROGUE[4200], ROGUE_KEY[420
 		system(cmd_);                                                                  \
 	})
 
-static void sleep_ms(long ms)
-{
-	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&t, NULL);
-}
-
 static int64_t now_ms(void)
 {
 	struct timespec t;
@@ -137,7 +130,7 @@ static void stack_up_required(void)
 			if (status == 200)
 				break;
 		}
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	}
 	cr_assert_eq(status, 200, "no /healthz in required mode: %ld", status);
 	cr_assert_eq(fs_gateway_wait_ready(G, 10000), 0, "gateway not ready");
@@ -362,7 +355,7 @@ Test(gateway_limits, uploads_per_user, .init = stack_up_uploads, .fini = stack_d
 	/* both are admitted uploads before the third one comes */
 	until = now_ms() + 3000;
 	while ((n = active_uploads()) != 2 && now_ms() < until)
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	cr_assert_eq(n, 2, "active uploads: %ld", n);
 
 	/* alice's third: 429 with Retry-After, nothing stored */
@@ -386,7 +379,7 @@ Test(gateway_limits, uploads_per_user, .init = stack_up_uploads, .fini = stack_d
 		if (r.status != 429 || now_ms() >= until)
 			break;
 		http_reply_free(&r);
-		sleep_ms(100);
+		proc_sleep_ms(100);
 	}
 	cr_assert_eq(r.status, 201, "alice after closing one upload: %ld %s", r.status, r.body);
 	http_reply_free(&r);

@@ -57,14 +57,6 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-	if (ms > 0)
-		nanosleep(&ts, NULL);
-}
-
 /* ---- the stack ----------------------------------------------------------------------------- */
 
 /*
@@ -91,7 +83,7 @@ static void stack_up(int n, int slow_heartbeat, const char *gw)
 	http_client_tls(G->ca_file, NULL, NULL);
 	cr_assert_eq(fs_gateway_wait_ready(G, 10000), 0, "gateway not ready");
 	/* /readyz answered for one worker: let every worker read the pool once */
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 }
 
 static void stack_down(void)
@@ -195,7 +187,7 @@ static int servers_registered(int n, int timeout_ms)
 		}
 		if (ok)
 			return 1;
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	} while (mono_ms() < until);
 	return 0;
 }
@@ -411,9 +403,9 @@ Test(gateway_pool, creation_fails_over_to_a_live_server, .fini = stack_down, .ti
 		 * Past the last local down mark (1 s from the failure, or from the last refresh
 		 * that still saw fsg:down:dc1, which the test deleted): dc1 is a candidate again.
 		 */
-		sleep_ms(i ? 1100 : 0);
+		proc_sleep_ms(i ? 1100 : 0);
 		announce(S[0], 0, 1000000, FREE_HUGE);
-		sleep_ms(REFRESH_WAIT_MS);
+		proc_sleep_ms(REFRESH_WAIT_MS);
 		uuid_next(id);
 		fill(body, sizeof(body), (unsigned)i);
 		if (i % 2 == 0)
@@ -429,7 +421,7 @@ Test(gateway_pool, creation_fails_over_to_a_live_server, .fini = stack_down, .ti
 		for (int k = 0; k < 20 && pttl <= 0; k++) {
 			pttl = rint_cmd("PTTL", key);
 			if (pttl <= 0)
-				sleep_ms(20);
+				proc_sleep_ms(20);
 		}
 		cr_assert(pttl > 0 && pttl <= 1000,
 			  "job %d: fsg:down:dc1 should exist with a TTL of at most 1 s (PTTL %lld)",
@@ -453,7 +445,7 @@ Test(gateway_pool, creation_fails_over_to_a_live_server, .fini = stack_down, .ti
 	cr_assert(WIFSIGNALED(st));
 	announce(S[0], 0, 1000000, FREE_HUGE);
 	announce(S[1], 0, 1000000, FREE_HUGE);
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 	for (int i = 0; i < 2; i++) {
 		uuid_next(id);
 		announce(S[0], 0, 1000000, FREE_HUGE);
@@ -493,7 +485,7 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 	http_client_tls(G2->ca_file, NULL, NULL);
 	cr_assert_eq(fs_gateway_wait_ready(G2, 10000), 0, "second gateway not ready");
 	cr_assert(servers_registered(2, 5000));
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 
 	uuid_next(id);
 	fill(body, sizeof(body), 1);
@@ -524,7 +516,7 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 	cr_assert_eq(gw_status_only(G, "/readyz"), 200);
 
 	/* past G2's snapshot_max_age (its last good read was at most a refresh before the stop) */
-	sleep_ms(stopped + 2500 - mono_ms());
+	proc_sleep_ms(stopped + 2500 - mono_ms());
 	uuid_next(id);
 	cr_assert_eq(job_create(G2, "alice", id, 10, loc2, sizeof(loc2), &r), 503,
 		     "G2 creation %" PRId64 " ms into the outage: %s", mono_ms() - stopped, r.body);
@@ -542,7 +534,7 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 		if (gw_status_only(G2, "/readyz") == 200)
 			ready_ms = mono_ms() - back;
 		else
-			sleep_ms(50);
+			proc_sleep_ms(50);
 	}
 	cr_assert_geq(ready_ms, 0, "G2 not ready 10 s after Redis came back");
 	cr_log_info("redis outage: G2 ready %" PRId64 " ms after Redis came back", ready_ms);
@@ -552,7 +544,7 @@ Test(gateway_pool, redis_outage_snapshot_then_recovery, .fini = stack_down, .tim
 	 * every 500 ms) and snapshot, and one may have read the pool before the servers were
 	 * back. Within a retry and a refresh every worker has the servers again.
 	 */
-	sleep_ms(500 + REFRESH_WAIT_MS);
+	proc_sleep_ms(500 + REFRESH_WAIT_MS);
 	for (int i = 0; i < 6; i++)
 		cr_assert_eq(gw_status_only(G2, "/readyz"), 200, "G2 /readyz after recovery");
 
@@ -594,7 +586,7 @@ Test(gateway_pool, spreads_by_load_not_round_robin, .fini = stack_down, .timeout
 	cr_assert(servers_registered(3, 5000));
 	for (int i = 0; i < SERVERS_MAX; i++)
 		announce(S[i], active[i], 100, FREE_EQUAL);
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 	t0 = mono_ms();
 	for (int i = 0; i < SPREAD_CREATIONS; i++) {
 		int k;
@@ -630,7 +622,7 @@ static const struct fs_server *favour_other(const char *sid)
 
 	announce(same, 99, 100, FREE_EQUAL);
 	announce(other, 0, 100, FREE_EQUAL);
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 	return other;
 }
 
@@ -647,7 +639,7 @@ static void idem_expect(const char *user, const char *id, const char *loc)
 		r = rcmd("GET %s", key);
 		if (r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, loc + 9))
 			break;
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	}
 	cr_assert(r && r->type == REDIS_REPLY_STRING, "%s missing", key);
 	cr_assert_str_eq(r->str, loc + 9, "%s", key);
@@ -677,7 +669,7 @@ Test(gateway_pool, same_client_job_id_is_one_job, .fini = stack_down, .timeout =
 	cr_assert(servers_registered(2, 5000));
 	announce(S[0], 0, 100, FREE_EQUAL);
 	announce(S[1], 0, 100, FREE_EQUAL);
-	sleep_ms(REFRESH_WAIT_MS);
+	proc_sleep_ms(REFRESH_WAIT_MS);
 	fill(body, sizeof(body), 7);
 
 	/* PUT twice: the second one would be placed on the other server, the record says no */

@@ -26,6 +26,7 @@
 #include "tests/lib/fs_server.h"
 #include "tests/lib/http_client.h"
 #include "tests/lib/redis_server.h"
+#include "tests/lib/proc.h"
 
 #define MIB (1024 * 1024)
 #define TUS "Tus-Resumable: 1.0.0"
@@ -83,13 +84,6 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
 	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&t, NULL);
 }
 
 /* Pseudo-random bytes, different per seed, so that a piece stored at the wrong place shows. */
@@ -785,7 +779,7 @@ Test(gateway_relay, client_abort_mid_patch, .init = stack_up_slow_clients, .fini
 	raw_patch_headers(&t, auth, j.pub, 0, len);
 	cr_assert_eq(raw_send(&t, data, part), 0, "the gateway stopped reading the body");
 	/* time for the bytes to leave our socket: a reset drops whatever is still queued */
-	sleep_ms(300);
+	proc_sleep_ms(300);
 	raw_close(&t, 1);
 	t0 = now_ms();
 
@@ -796,7 +790,7 @@ Test(gateway_relay, client_abort_mid_patch, .init = stack_up_slow_clients, .fini
 		if (off > 0 && off == prev && spool_has(j.s, "uploads", j.sjid))
 			break;
 		prev = off;
-		sleep_ms(250);
+		proc_sleep_ms(250);
 	}
 	cr_assert(off > 0 && off <= part, "offset %" PRIu64 " after %zu bytes and an abort", off,
 		  part);
@@ -855,11 +849,11 @@ static long kill_mid_patch(const char *auth, const char *job_id, size_t len, siz
 		}
 		sent += n;
 		if (sent >= kill_at && !sent_at_kill) {
-			sleep_ms(100); /* let the bytes reach the server */
+			proc_sleep_ms(100); /* let the bytes reach the server */
 			sent_at_kill = sent;
 			cr_assert(WIFSIGNALED(fs_server_kill(j.s)), "the server outlived SIGKILL");
 		}
-		sleep_ms(20);
+		proc_sleep_ms(20);
 	}
 	status = raw_reply(&t, 10000, answer, sizeof(answer));
 	raw_close(&t, 0);
@@ -880,7 +874,7 @@ static long kill_mid_patch(const char *auth, const char *job_id, size_t len, siz
 	until = now_ms() + 10000;
 	while (job_simple("HEAD", auth, j.pub, &r) != 200 && now_ms() < until) {
 		http_reply_free(&r);
-		sleep_ms(100);
+		proc_sleep_ms(100);
 	}
 	cr_assert_eq(r.status, 200, "HEAD after the restart: %ld", r.status);
 	off = reply_u64(&r, "Upload-Offset");

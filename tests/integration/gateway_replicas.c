@@ -15,6 +15,7 @@
 #include "tests/lib/fs_server.h"
 #include "tests/lib/http_client.h"
 #include "tests/lib/redis_server.h"
+#include "tests/lib/proc.h"
 
 #define KIB 1024
 #define TUS "Tus-Resumable: 1.0.0"
@@ -52,25 +53,6 @@ static void stack_down(void)
 	redis_server_stop(R);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static unsigned char *job_bytes(size_t len, uint32_t seed)
-{
-	unsigned char *p = malloc(len);
-
-	cr_assert(p);
-	for (size_t i = 0; i < len; i++) {
-		seed = seed * 1664525u + 1013904223u;
-		p[i] = (unsigned char)(seed >> 24);
-	}
-	return p;
-}
-
 /* The spool directory of the server a public id names. */
 static const char *server_dir(const char *pub)
 {
@@ -106,7 +88,7 @@ Test(gateway_replicas, upload_resumes_through_another_gateway_after_sigkill, .in
      .fini = stack_down, .timeout = 90)
 {
 	enum { LEN = 1024 * KIB, FIRST = 320 * KIB };
-	unsigned char *data = job_bytes(LEN, 3);
+	unsigned char *data = fs_gateway_job_bytes(LEN, 3);
 	char *auth = fs_gateway_auth(A, "erin");
 	char pub[256], head[16384];
 	struct tls_conn *up;
@@ -114,6 +96,7 @@ Test(gateway_replicas, upload_resumes_through_another_gateway_after_sigkill, .in
 	long status = -1;
 	int n, st, tries = 0;
 
+	cr_assert_not_null(data);
 	cr_assert_eq(fs_gateway_create(A, auth, "4d3c2b1a-0f9e-4d8c-b7a6-958473625140", LEN, pub,
 				       sizeof(pub)), 201);
 	up = tls_conn_open(A->port, A->ca_file);
@@ -124,7 +107,7 @@ Test(gateway_replicas, upload_resumes_through_another_gateway_after_sigkill, .in
 		     "Content-Length: %d\r\n\r\n", pub, auth, LEN);
 	cr_assert_eq(tls_conn_send(up, head, (size_t)n), 0);
 	cr_assert_eq(tls_conn_send(up, data, FIRST), 0);
-	sleep_ms(500);
+	proc_sleep_ms(500);
 
 	/* the gateway dies mid-body: no drain, no goodbye */
 	cr_assert_eq(fs_gateway_signal(A, SIGKILL), 0);
@@ -138,7 +121,7 @@ Test(gateway_replicas, upload_resumes_through_another_gateway_after_sigkill, .in
 		cr_assert_leq(off, FIRST, "offset %" PRIu64 " beyond the bytes sent", off);
 		status = fs_gateway_patch(B, auth, pub, off, data + off, LEN - off);
 		if (status != 204)
-			sleep_ms(100);
+			proc_sleep_ms(100);
 	}
 	cr_assert_eq(status, 204, "PATCH through B: %ld", status);
 	cr_assert_gt(off, 0, "nothing of the interrupted upload was kept");
@@ -156,11 +139,12 @@ Test(gateway_replicas, a_job_created_through_one_gateway_is_served_by_any, .init
      .fini = stack_down, .timeout = 60)
 {
 	enum { LEN = 200 * KIB };
-	unsigned char *data = job_bytes(LEN, 5);
+	unsigned char *data = fs_gateway_job_bytes(LEN, 5);
 	char *auth = fs_gateway_auth(A, "frank");
 	char pub[256];
 	uint64_t off = 1;
 
+	cr_assert_not_null(data);
 	cr_assert_eq(fs_gateway_create(A, auth, "9a8b7c6d-5e4f-4321-8fed-cba987654321", LEN, pub,
 				       sizeof(pub)), 201);
 	cr_assert_eq(fs_gateway_head(C, auth, pub, &off), 200, "C does not know A's job");

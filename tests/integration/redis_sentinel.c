@@ -47,13 +47,6 @@ static int64_t unix_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 /* One command on a fresh connection to 127.0.0.1:port; NULL when it did not answer. */
 static redisReply *rcmd(int port, const char *fmt, ...)
 {
@@ -167,7 +160,7 @@ static int idem_in(int port, const char *id, int wait_ms)
 		freeReplyObject(r);
 		if (yes)
 			return 1;
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	}
 	return 0;
 }
@@ -231,7 +224,7 @@ Test(redis_sentinel, relays_through_a_failover, .init = stack_up, .fini = stack_
 	cr_assert(pool_entry_since(old_port, 0), "fs-server is not in the master's pool");
 	until = mono_ms() + 15000;
 	while (!sentinels_settled() && mono_ms() < until)
-		sleep_ms(100);
+		proc_sleep_ms(100);
 	cr_assert(sentinels_settled(), "the sentinels did not find the replica and each other");
 
 	/* the master dies */
@@ -243,7 +236,7 @@ Test(redis_sentinel, relays_through_a_failover, .init = stack_up, .fini = stack_
 	until = t_kill + 20000;
 	while ((sentinels_naming(new_port) < SENTINELS || !is_master(new_port)) &&
 	       mono_ms() < until)
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	t_promoted = mono_ms();
 	cr_assert_eq(sentinels_naming(new_port), SENTINELS, "no failover within 20 s");
 	cr_assert(is_master(new_port), "the replica was not promoted");
@@ -251,7 +244,7 @@ Test(redis_sentinel, relays_through_a_failover, .init = stack_up, .fini = stack_
 	/* fs-server asks the sentinels again and announces itself to the new master */
 	until = t_promoted + 10000;
 	while (!pool_entry_since(new_port, t_kill_unix + 1) && mono_ms() < until)
-		sleep_ms(50);
+		proc_sleep_ms(50);
 	t_pool = mono_ms();
 	cr_assert(pool_entry_since(new_port, t_kill_unix + 1),
 		  "no fresh pool entry of dc1 in the new master within 10 s");
@@ -268,7 +261,7 @@ Test(redis_sentinel, relays_through_a_failover, .init = stack_up, .fini = stack_
 		if ((st == 201 && idem_in(new_port, job2, 200)) || mono_ms() >= until)
 			break;
 		tries++;
-		sleep_ms(100);
+		proc_sleep_ms(100);
 	}
 	t_relay = mono_ms();
 	cr_assert_eq(st, 201, "no job relayed within 10 s of the new pool entry (last %d)", st);

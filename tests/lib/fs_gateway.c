@@ -592,3 +592,16 @@ int fs_gateway_committed(const char *server_dir, const char *pub, const void *da
 	free(got);
 	return rc;
 }
+
+unsigned char *fs_gateway_job_bytes(size_t len, uint32_t seed)
+{
+	unsigned char *p = malloc(len ? len : 1);
+
+	if (!p)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1664525u + 1013904223u;
+		p[i] = (unsigned char)(seed >> 24);
+	}
+	return p;
+}

@@ -116,4 +116,7 @@ long tls_conn_reply(struct tls_conn *c, int timeout_ms, char *out, size_t cap);
 int tls_conn_closed(struct tls_conn *c, int timeout_ms);
 void tls_conn_free(struct tls_conn *c);
 
+/* len bytes of a test job, a fixed pseudo-random function of seed (malloc'd; NULL on failure). */
+unsigned char *fs_gateway_job_bytes(size_t len, uint32_t seed);
+
 #endif

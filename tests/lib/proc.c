@@ -169,3 +169,11 @@ int proc_listen_loopback(int backlog, int *port)
 	*port = ntohs(sa.sin_port);
 	return fd;
 }
+
+void proc_sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+	if (ms > 0)
+		nanosleep(&ts, NULL);
+}

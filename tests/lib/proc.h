@@ -2,6 +2,7 @@
 #ifndef FSG_TEST_PROC_H
 #define FSG_TEST_PROC_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -43,5 +44,8 @@ int proc_write_file(const char *dir, const char *name, const char *text);
 
 /* Removes path and everything under it. Returns 0 or -1. */
 int proc_rmtree(const char *path);
+
+/* Sleeps ms milliseconds (nothing for ms <= 0). */
+void proc_sleep_ms(int64_t ms);
 
 #endif
