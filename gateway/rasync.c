@@ -62,6 +62,7 @@ struct rasync {
 	int conn_graced;           /* the connect deadline found the socket ready: one more turn */
 	int64_t heard_ms;          /* monotonic: the last reply (or the connect) on this context */
 	int hooked;                /* on_turn is in the loop */
+	struct rasync_cmd *unsent; /* commands issued this turn: their deadlines start when sent */
 
 	struct loop_timer *conn_timer;   /* deadline of connect + AUTH */
 	struct loop_timer *retry_timer;  /* next connect attempt */
@@ -94,7 +95,23 @@ struct rasync_cmd {
 	int done;                  /* the user callback already ran (deadline passed) */
 	int graced;                /* the deadline found the socket ready and waited one turn */
 	enum rasync_kind kind;     /* a handshake command has no user callback */
+	int unsent;                /* on r->unsent: issued, not yet flushed by on_turn */
+	struct rasync_cmd *unsent_prev, *unsent_next;
 };
+
+static void unsent_unlink(struct rasync *r, struct rasync_cmd *c)
+{
+	if (!c->unsent)
+		return;
+	if (c->unsent_prev)
+		c->unsent_prev->unsent_next = c->unsent_next;
+	else
+		r->unsent = c->unsent_next;
+	if (c->unsent_next)
+		c->unsent_next->unsent_prev = c->unsent_prev;
+	c->unsent = 0;
+	c->unsent_prev = c->unsent_next = NULL;
+}
 
 static void start_connect(struct rasync *r);
 static void rasync_destroy(struct rasync *r);
@@ -440,6 +457,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_v, void *privdata)
 
 	(void)ac;
 	cancel_timer(r, &c->deadline);
+	unsent_unlink(r, c);
 	if (reply)
 		r->heard_ms = clock_mono_ms();
 	if (c->kind != RASYNC_USER) {
@@ -478,6 +496,12 @@ static void on_deadline(void *arg)
 	c->deadline = NULL;
 	if (c->done)
 		return;
+	if (c->unsent) {
+		/* a busy turn issued it and has not sent it yet: on_turn starts its deadline */
+		c->deadline = loop_timer_at(r->loop, clock_mono_ms() + r->timeout_ms, on_deadline, c);
+		if (c->deadline)
+			return;
+	}
 	if (!c->graced && (ev = ready_now(r))) {
 		/*
 		 * Replies wait in the socket: read them first. The reply may free c, so c is not
@@ -635,7 +659,19 @@ static void start_connect(struct rasync *r)
 static void on_turn(void *arg)
 {
 	struct rasync *r = arg;
+	int64_t due = clock_mono_ms() + r->timeout_ms;
+	struct rasync_cmd *c;
 
+	/* the deadline measures Redis, not the turn that issued the command: restart it now */
+	while ((c = r->unsent)) {
+		struct loop_timer *t = loop_timer_at(r->loop, due, on_deadline, c);
+
+		if (t) {
+			loop_timer_cancel(r->loop, c->deadline);
+			c->deadline = t;
+		}
+		unsent_unlink(r, c);
+	}
 	if (r->ac && (r->state == RASYNC_READY || r->state == RASYNC_AUTHING) &&
 	    (r->want & EPOLLOUT))
 		on_fd(r, EPOLLOUT);
@@ -752,6 +788,11 @@ int rasync_command(struct rasync *r, rasync_reply_fn *fn, void *arg, int argc,
 		goto fail;
 	if (redisAsyncCommandArgv(r->ac, on_reply, c, argc, argv, argvlen) != REDIS_OK)
 		goto fail;
+	c->unsent = 1;
+	c->unsent_next = r->unsent;
+	if (r->unsent)
+		r->unsent->unsent_prev = c;
+	r->unsent = c;
 	return 0;
 fail:
 	loop_timer_cancel(r->loop, c->deadline);

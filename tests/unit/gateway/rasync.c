@@ -369,6 +369,51 @@ Test(rasync, reply_that_arrived_during_a_busy_turn_is_not_a_timeout)
 	close(fds[1]);
 }
 
+/* A watcher that issues a command and then keeps the loop busy past its deadline. */
+struct busy_issuer {
+	int fd;
+	struct result *res;
+	int64_t busy_ms;
+	int sent;
+};
+
+static void on_busy_issue(void *arg, uint32_t events)
+{
+	struct busy_issuer *b = arg;
+	char c;
+	int64_t end;
+
+	(void)events;
+	cr_assert_eq(read(b->fd, &c, 1), 1);
+	b->sent = send1(b->res, "SET", "k", "busy") == 0;
+	end = clock_mono_ms() + b->busy_ms;
+	while (clock_mono_ms() < end)
+		usleep(1000);
+}
+
+Test(rasync, deadline_starts_when_the_command_leaves)
+{
+	struct result res = {0};
+	const int64_t timeout = 200;
+	struct busy_issuer b = {.res = &res, .busy_ms = 2 * timeout};
+	int fds[2];
+
+	open_connected(NULL, timeout, 100);
+	cr_assert_eq(pipe(fds), 0);
+	b.fd = fds[0];
+	cr_assert_eq(loop_fd_add(l, fds[0], EPOLLIN, on_busy_issue, &b), 0);
+	/* issued inside a 400 ms callback: its turn's timers run before the command is sent */
+	cr_assert_eq(write(fds[1], "x", 1), 1);
+	cr_assert(run_until(is_called, &res, 3000));
+	cr_assert(b.sent);
+	cr_assert_null(res.err, "the command timed out before it was sent: %s", res.err);
+	cr_assert_str_eq(res.str, "OK");
+	cr_assert(rasync_connected(ra));
+	loop_fd_del(l, fds[0]);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 /* Redis busy in a script for about 300 ms, then answering 1. */
 #define BUSY_300_MS                                                                        \
 	"local s = redis.call('TIME') local t0 = s[1] * 1000000 + s[2] "                   \
@@ -668,7 +713,8 @@ Test(rasync, free_from_inside_a_timeout_callback)
 
 	open_connected(NULL, 150, 100);
 	cr_assert_eq(rasync_command(ra, on_free_at_timeout, &first, 3, blpop, NULL), 0);
-	clock_sleep_ms(20); /* a later deadline */
+	run_for(20); /* sent: a later deadline for the second (deadlines start when sent) */
+	cr_assert_eq(first.calls, 0);
 	cr_assert_eq(rasync_command(ra, on_result, &second, 3, blpop, NULL), 0);
 	cr_assert(run_until(is_called, &second, 2000));
 	cr_assert_null(ra);
