@@ -123,7 +123,7 @@ plot '%s' using 1:2:3:4 with yerrorlines title 'fs-gateway', \\
                 "relay to the same upstream: fs-server with `bench_discard` (it reads and hashes "
                 "every byte and answers only after the last one, storing nothing). nginx 1.22 "
                 "runs with `proxy_request_buffering off` and 2 worker processes; fs-gateway with "
-                "its default 2 workers. CPU is user + system time of the relay's processes only "
+                "its default workers (two per CPU). CPU is user + system time of the relay's processes only "
                 "(`/proc/PID/stat`); memory is the growth of their summed RSS.\n\n" % (
                     os.uname().nodename, os.cpu_count(),
                     time.strftime("%Y-%m-%d %H:%M", time.gmtime()), runs))
