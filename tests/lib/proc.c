@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -16,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-int proc_free_port(void)
+static int free_port_once(void)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	socklen_t len = sizeof(sa);
@@ -30,6 +31,34 @@ int proc_free_port(void)
 	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
 		port = ntohs(sa.sin_port);
 	close(fd);
+	return port;
+}
+
+/* The last ports handed out: the kernel may give a just-closed port 0 bind the same again. */
+#define RECENT_PORTS 64
+
+int proc_free_port(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static int recent[RECENT_PORTS];
+	static unsigned next;
+	int port = -1;
+
+	pthread_mutex_lock(&lock);
+	for (int tries = 0; tries < 100; tries++) {
+		int seen = 0;
+
+		port = free_port_once();
+		if (port < 0)
+			break;
+		for (int i = 0; i < RECENT_PORTS; i++)
+			seen |= recent[i] == port;
+		if (!seen)
+			break;
+	}
+	if (port > 0)
+		recent[next++ % RECENT_PORTS] = port;
+	pthread_mutex_unlock(&lock);
 	return port;
 }
 

@@ -7,7 +7,8 @@
 
 /*
  * Returns a TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed), or
- * -1. Whoever binds it next may still lose a race: callers retry with a fresh port.
+ * -1; never one of the last 64 it returned in this process. Whoever binds it next may still
+ * lose a race: callers retry with a fresh port.
  */
 int proc_free_port(void);
 
