@@ -21,7 +21,6 @@
 #define AUTH "Authorization: Bearer " FS_SERVER_GATEWAY_SECRET
 #define TUS "Tus-Resumable: 1.0.0"
 #define OCTET "Content-Type: application/offset+octet-stream"
-#define PROBLEM_PREFIX "urn:fs-gateway:problem:"
 #define OWNER "dora@example.com"
 
 #define PATCH_LEN (6u << 20)
@@ -163,21 +162,11 @@ static long put(const char *job_id, const char *meta, const char *digest, const 
 /* Asserts a problem answer of status and type slug; returns its detail (malloc'd or NULL). */
 static char *problem_is(const struct http_reply *r, long status, const char *slug)
 {
-	const char *type, *detail;
-	json_t *doc;
-	char *out;
+	char *detail = NULL;
 
-	cr_assert_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
-	doc = json_loadb(r->body, r->body_len, 0, NULL);
-	cr_assert(json_is_object(doc), "%s", r->body);
-	type = json_string_value(json_object_get(doc, "type"));
-	cr_assert(type && !strncmp(type, PROBLEM_PREFIX, strlen(PROBLEM_PREFIX)) &&
-			  !strcmp(type + strlen(PROBLEM_PREFIX), slug),
-		  "want %s: %s", slug, r->body);
-	detail = json_string_value(json_object_get(doc, "detail"));
-	out = detail ? strdup(detail) : NULL;
-	json_decref(doc);
-	return out;
+	cr_assert_eq(http_reply_problem(r, status, slug, &detail), 0, "want %ld %s: status %ld: %s",
+		     status, slug, r->status, r->body ? r->body : "");
+	return detail;
 }
 
 /* Bytes allocated on disk under dir, recursively (st_blocks, not sizes). */

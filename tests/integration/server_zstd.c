@@ -27,7 +27,6 @@
 #define RELEASE_AUTH "Authorization: Bearer " FS_SERVER_RELEASE_SECRET
 #define TUS "Tus-Resumable: 1.0.0"
 #define OCTET "Content-Type: application/offset+octet-stream"
-#define PROBLEM_PREFIX "urn:fs-gateway:problem:"
 
 #define JOB1 "0f8fad5b-d9cb-469f-a165-70867728950e"
 #define JOB2 "6ba7b810-9dad-41d1-80b4-00c04fd430c8"
@@ -297,21 +296,11 @@ static const char *str_member(json_t *o, const char *name)
 /* Asserts a problem answer of type slug and status; returns its detail (malloc'd or NULL). */
 static char *problem_is(const struct http_reply *r, long status, const char *slug)
 {
-	json_t *doc;
-	const char *type, *detail;
-	char *out;
+	char *detail = NULL;
 
-	cr_assert_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
-	doc = json_loadb(r->body, r->body_len, 0, NULL);
-	cr_assert(json_is_object(doc), "%s", r->body);
-	type = json_string_value(json_object_get(doc, "type"));
-	cr_assert(type && !strncmp(type, PROBLEM_PREFIX, strlen(PROBLEM_PREFIX)) &&
-			  !strcmp(type + strlen(PROBLEM_PREFIX), slug),
-		  "want %s: %s", slug, r->body);
-	detail = json_string_value(json_object_get(doc, "detail"));
-	out = detail ? strdup(detail) : NULL;
-	json_decref(doc);
-	return out;
+	cr_assert_eq(http_reply_problem(r, status, slug, &detail), 0, "want %ld %s: status %ld: %s",
+		     status, slug, r->status, r->body ? r->body : "");
+	return detail;
 }
 
 /* The whole file at path, malloc'd, and its length. */

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <jansson.h>
+
+#include "proto/problem.h"
 
 static struct {
 	char ca[4096], cert[4096], key[4096];
@@ -190,4 +193,27 @@ long tcp_exchange(int port, const void *raw, size_t len, char *out, size_t cap, 
 	out[got] = '\0';
 	close(fd);
 	return (long)got;
+}
+
+int http_reply_problem(const struct http_reply *r, long status, const char *slug, char **detail)
+{
+	size_t plen = strlen(PROBLEM_TYPE_PREFIX);
+	const char *type, *d;
+	json_t *doc;
+	int rc = -1;
+
+	if (r->status != status || !r->body)
+		return -1;
+	doc = json_loadb(r->body, r->body_len, 0, NULL);
+	type = json_string_value(json_object_get(doc, "type"));
+	if (json_is_object(doc) && type && !strncmp(type, PROBLEM_TYPE_PREFIX, plen) &&
+	    !strcmp(type + plen, slug)) {
+		rc = 0;
+		if (detail) {
+			d = json_string_value(json_object_get(doc, "detail"));
+			*detail = d ? strdup(d) : NULL;
+		}
+	}
+	json_decref(doc);
+	return rc;
 }

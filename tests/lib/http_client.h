@@ -38,4 +38,11 @@ void http_reply_free(struct http_reply *r);
  */
 long tcp_exchange(int port, const void *raw, size_t len, char *out, size_t cap, int timeout_ms);
 
+/*
+ * Whether r is an RFC 9457 problem answer with status and the type PROBLEM_TYPE_PREFIX slug:
+ * 0, with *detail set to a malloc'd copy of its detail (NULL without one) when detail is not
+ * NULL; -1 otherwise (*detail untouched).
+ */
+int http_reply_problem(const struct http_reply *r, long status, const char *slug, char **detail);
+
 #endif
